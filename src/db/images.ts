@@ -1,0 +1,149 @@
+import type { SceneImage } from '../domain/merge.ts';
+import type { ImageStatus } from '../domain/progress.ts';
+import type { Sql } from './database.ts';
+
+export interface NewSlot {
+  sceneIndex: number;
+  imageIndex: number;
+  prompt: string;
+}
+
+export interface ImageRow {
+  id: string;
+  contentCreationRequestId: string;
+  sceneIndex: number;
+  imageIndex: number;
+  status: ImageStatus;
+  imageUrl: string | null;
+  storageKey: string | null;
+  width: number | null;
+  height: number | null;
+  mimeType: string | null;
+  bytes: number | null;
+  provider: string | null;
+  model: string | null;
+  seed: number | null;
+  attempts: number;
+  error: string | null;
+  generation: number;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** The notification channel that tells runners (of every replica) that slots were queued. */
+export const QUEUE_CHANNEL = 'sceneworks_queue';
+
+/**
+ * Queues slots: new ones are inserted as 'queued'; existing ones are left as they are.
+ * One statement for N slots.
+ */
+export async function insertQueuedSlots(sql: Sql, projectId: string, aspectRatio: string, slots: readonly NewSlot[]): Promise<number> {
+  if (slots.length === 0) return 0;
+  const result = await sql`
+    INSERT INTO generated_images (content_creation_request_id, scene_index, image_index, status, prompt, aspect_ratio, queued_at)
+    SELECT ${projectId}, s.scene_index, s.image_index, 'queued', s.prompt, ${aspectRatio}, clock_timestamp()
+    FROM unnest(${slots.map((s) => s.sceneIndex)}::int[], ${slots.map((s) => s.imageIndex)}::int[], ${slots.map((s) => s.prompt)}::text[])
+      AS s(scene_index, image_index, prompt)
+    ON CONFLICT (content_creation_request_id, scene_index, image_index) DO NOTHING`;
+  return result.count;
+}
+
+export interface LegacyImage {
+  sceneIndex: number;
+  imageIndex: number;
+  url: string;
+}
+
+/**
+ * Gives legacy images (URLs that lived only in the scene JSON) their rows, as succeeded
+ * images, before a slot of their scene is queued, so none of them disappears from a scene
+ * once that scene has rows. Existing rows win.
+ */
+export async function insertLegacyImages(sql: Sql, projectId: string, images: readonly LegacyImage[]): Promise<number> {
+  if (images.length === 0) return 0;
+  const result = await sql`
+    INSERT INTO generated_images (content_creation_request_id, scene_index, image_index, status, image_url, details)
+    SELECT ${projectId}, s.scene_index, s.image_index, 'succeeded', s.url, '{"source": "legacy"}'::jsonb
+    FROM unnest(${images.map((s) => s.sceneIndex)}::int[], ${images.map((s) => s.imageIndex)}::int[], ${images.map((s) => s.url)}::text[])
+      AS s(scene_index, image_index, url)
+    ON CONFLICT (content_creation_request_id, scene_index, image_index) DO NOTHING`;
+  return result.count;
+}
+
+/** Every image of a project, in one query whatever the number of scenes. */
+export async function listProjectImages(sql: Sql, projectId: string): Promise<SceneImage[]> {
+  const rows = await sql<ImageRow[]>`
+    SELECT id, scene_index, image_index, status, image_url, width, height, mime_type, bytes, provider, model, seed,
+           attempts, error, created_at, updated_at
+    FROM generated_images WHERE content_creation_request_id = ${projectId}
+    ORDER BY scene_index, image_index`;
+  return rows.map(toSceneImage);
+}
+
+export function toSceneImage(r: ImageRow): SceneImage {
+  return {
+    id: r.id,
+    sceneIndex: r.sceneIndex,
+    imageIndex: r.imageIndex,
+    status: r.status,
+    url: r.imageUrl,
+    width: r.width,
+    height: r.height,
+    mimeType: r.mimeType,
+    bytes: r.bytes,
+    provider: r.provider,
+    model: r.model,
+    seed: r.seed,
+    attempts: r.attempts,
+    error: r.error,
+    createdAt: r.createdAt.toISOString(),
+    updatedAt: r.updatedAt.toISOString(),
+  };
+}
+
+/** Scene indices of a project that have at least one row. */
+export async function scenesWithRows(sql: Sql, projectId: string): Promise<Set<number>> {
+  const rows = await sql<{ sceneIndex: number }[]>`
+    SELECT DISTINCT scene_index FROM generated_images WHERE content_creation_request_id = ${projectId}`;
+  return new Set(rows.map((r) => r.sceneIndex));
+}
+
+/**
+ * Queues again every failed slot of a project (POST /projects/:id/generate). A new
+ * generation fences any worker still holding an old claim.
+ */
+export async function requeueFailedSlots(sql: Sql, projectId: string): Promise<number> {
+  const result = await sql`
+    UPDATE generated_images
+    SET status = 'queued', generation = generation + 1, attempts = 0, error = NULL,
+        locked_by = NULL, locked_until = NULL, queued_at = clock_timestamp(), updated_at = now()
+    WHERE content_creation_request_id = ${projectId} AND status = 'failed'`;
+  return result.count;
+}
+
+/**
+ * Queues a new generation of slots [0, count) of one scene. The slot keeps its current
+ * image (url, key, size) until the new one succeeds; a worker still running the previous
+ * generation is fenced out by the generation bump.
+ */
+export async function requeueSceneSlots(sql: Sql, projectId: string, sceneIndex: number, count: number, prompt: string): Promise<number> {
+  const result = await sql`
+    UPDATE generated_images
+    SET status = 'queued', generation = generation + 1, attempts = 0, error = NULL, prompt = ${prompt},
+        locked_by = NULL, locked_until = NULL, queued_at = clock_timestamp(), updated_at = now()
+    WHERE content_creation_request_id = ${projectId} AND scene_index = ${sceneIndex} AND image_index < ${count}`;
+  return result.count;
+}
+
+/** Removes the slots of a scene at or beyond `count`; returns their stored keys. */
+export async function deleteSurplusSlots(sql: Sql, projectId: string, sceneIndex: number, count: number): Promise<string[]> {
+  const rows = await sql<{ storageKey: string | null }[]>`
+    DELETE FROM generated_images
+    WHERE content_creation_request_id = ${projectId} AND scene_index = ${sceneIndex} AND image_index >= ${count}
+    RETURNING storage_key`;
+  return rows.flatMap((r) => (r.storageKey ? [r.storageKey] : []));
+}
+
+export async function notifyQueued(sql: Sql): Promise<void> {
+  await sql`SELECT pg_notify(${QUEUE_CHANNEL}, '')`;
+}

@@ -1,0 +1,133 @@
+import type { Sql } from './database.ts';
+
+export interface ProjectRow {
+  id: string;
+  userId: string;
+  title: string | null;
+  generatedOutput: unknown;
+  settings: Record<string, unknown> | null;
+  metadata: unknown;
+  idempotencyKey: string | null;
+  requestHash: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface NewProject {
+  id: string;
+  ownerId: string;
+  title: string | null;
+  generatedOutput: unknown;
+  settings: Record<string, unknown>;
+  metadata: unknown;
+  idempotencyKey: string | null;
+  requestHash: string | null;
+}
+
+const PROJECT_COLUMNS = ['id', 'user_id', 'title', 'generated_output', 'settings', 'metadata', 'idempotency_key', 'request_hash', 'created_at', 'updated_at'];
+
+/** Inserts a project; returns undefined when (owner, idempotency key) already exists. */
+export async function insertProject(sql: Sql, p: NewProject): Promise<ProjectRow | undefined> {
+  const rows = await sql<ProjectRow[]>`
+    INSERT INTO content_creation_requests (id, user_id, title, generated_output, settings, metadata, idempotency_key, request_hash)
+    VALUES (${p.id}, ${p.ownerId}, ${p.title}, ${sql.json(p.generatedOutput as never)}, ${sql.json(p.settings as never)},
+            ${p.metadata === null ? null : sql.json(p.metadata as never)}, ${p.idempotencyKey}, ${p.requestHash})
+    ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING ${sql(PROJECT_COLUMNS)}`;
+  return rows[0];
+}
+
+export async function findProject(sql: Sql, ownerId: string, id: string): Promise<ProjectRow | undefined> {
+  const rows = await sql<ProjectRow[]>`
+    SELECT ${sql(PROJECT_COLUMNS)} FROM content_creation_requests WHERE id = ${id} AND user_id = ${ownerId}`;
+  return rows[0];
+}
+
+/** Locks the project row for the rest of the transaction (serialises regenerates of one project). */
+export async function lockProject(sql: Sql, ownerId: string, id: string): Promise<ProjectRow | undefined> {
+  const rows = await sql<ProjectRow[]>`
+    SELECT ${sql(PROJECT_COLUMNS)} FROM content_creation_requests WHERE id = ${id} AND user_id = ${ownerId} FOR UPDATE`;
+  return rows[0];
+}
+
+export async function findProjectByIdempotencyKey(sql: Sql, ownerId: string, key: string): Promise<ProjectRow | undefined> {
+  const rows = await sql<ProjectRow[]>`
+    SELECT ${sql(PROJECT_COLUMNS)} FROM content_creation_requests WHERE user_id = ${ownerId} AND idempotency_key = ${key}`;
+  return rows[0];
+}
+
+/** Frees a key older than the idempotency window, so the owner may use it again. */
+export async function releaseExpiredIdempotencyKey(sql: Sql, ownerId: string, key: string, windowMs: number): Promise<void> {
+  await sql`
+    UPDATE content_creation_requests SET idempotency_key = NULL
+    WHERE user_id = ${ownerId} AND idempotency_key = ${key} AND created_at < now() - make_interval(secs => ${windowMs / 1000})`;
+}
+
+/**
+ * Replaces one scene's prompt inside generated_output in place. jsonb_set runs on the row
+ * as it is when locked, so concurrent edits of other scenes are never overwritten.
+ */
+export async function setScenePrompt(sql: Sql, projectId: string, position: number, prompt: string): Promise<void> {
+  await sql`
+    UPDATE content_creation_requests
+    SET generated_output = jsonb_set(generated_output, ${['scenes', String(position), 'prompt']}::text[], to_jsonb(${prompt}::text)),
+        updated_at = now()
+    WHERE id = ${projectId}`;
+}
+
+export async function touchProject(sql: Sql, projectId: string): Promise<void> {
+  await sql`UPDATE content_creation_requests SET updated_at = now() WHERE id = ${projectId}`;
+}
+
+export interface ProjectSummaryRow {
+  id: string;
+  title: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+  total: number;
+  queued: number;
+  running: number;
+  succeeded: number;
+  failed: number;
+}
+
+export interface ListProjectsQuery {
+  ownerId: string;
+  limit: number;
+  after: { createdAt: Date; id: string } | null;
+  status: string | null;
+}
+
+/**
+ * One page of the owner's projects, newest first, with per-status slot counts. Keyset
+ * pagination on (created_at, id) so page N costs the same as page 1. The status filter
+ * uses the same derivation as projectStatus() in domain/progress.ts.
+ */
+export async function listProjectSummaries(sql: Sql, q: ListProjectsQuery): Promise<ProjectSummaryRow[]> {
+  return sql<ProjectSummaryRow[]>`
+    SELECT * FROM (
+      SELECT p.id, p.title, p.created_at, p.updated_at, c.total, c.queued, c.running, c.succeeded, c.failed,
+        CASE
+          WHEN c.queued + c.running > 0 THEN
+            CASE WHEN c.running = 0 AND c.succeeded + c.failed = 0 THEN 'queued' ELSE 'running' END
+          WHEN c.failed = 0 THEN 'completed'
+          WHEN c.succeeded = 0 THEN 'failed'
+          ELSE 'partial'
+        END AS status
+      FROM content_creation_requests p
+      CROSS JOIN LATERAL (
+        SELECT count(*)::int AS total,
+               count(*) FILTER (WHERE i.status = 'queued')::int AS queued,
+               count(*) FILTER (WHERE i.status = 'running')::int AS running,
+               count(*) FILTER (WHERE i.status = 'succeeded')::int AS succeeded,
+               count(*) FILTER (WHERE i.status = 'failed')::int AS failed
+        FROM generated_images i WHERE i.content_creation_request_id = p.id
+      ) c
+      WHERE p.user_id = ${q.ownerId}
+        ${q.after ? sql`AND (p.created_at, p.id) < (${q.after.createdAt}, ${q.after.id})` : sql``}
+      ORDER BY p.created_at DESC, p.id DESC
+    ) page
+    ${q.status ? sql`WHERE page.status = ${q.status}` : sql``}
+    ORDER BY page.created_at DESC, page.id DESC
+    LIMIT ${q.limit}`;
+}

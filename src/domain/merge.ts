@@ -1,0 +1,74 @@
+import type { ImageStatus } from './progress.ts';
+import { sceneIndexOf, scenesOf } from './scene-index.ts';
+
+/** One row of generated_images as the API shows it (`images[]` of a scene). */
+export interface ImageView {
+  id: string;
+  imageIndex: number;
+  status: ImageStatus;
+  url: string | null;
+  width: number | null;
+  height: number | null;
+  mimeType: string | null;
+  bytes: number | null;
+  provider: string | null;
+  model: string | null;
+  seed: number | null;
+  attempts: number;
+  error: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface SceneImage extends ImageView {
+  sceneIndex: number;
+}
+
+export type SceneView = Record<string, unknown> & {
+  imageUrls: (string | null)[];
+  images: ImageView[];
+};
+
+export interface GeneratedOutputView extends Record<string, unknown> {
+  scenes: SceneView[];
+}
+
+/**
+ * Merges the rows of generated_images into the stored scene JSON. Every scene keeps every
+ * field it was stored with. Rows win: a scene that has rows gets `images` from them and
+ * `imageUrls[i]` = the URL of image i (null while it has none; length = its number of
+ * slots). A scene without rows keeps the legacy `imageUrls` of the stored JSON. Top-level
+ * fields other than `scenes` pass through. Pure: no I/O, input is not mutated.
+ */
+export function mergeScenes(generatedOutput: unknown, images: readonly SceneImage[]): GeneratedOutputView {
+  const byScene = new Map<number, ImageView[]>();
+  for (const { sceneIndex, ...image } of images) {
+    const list = byScene.get(sceneIndex);
+    if (list) list.push(image);
+    else byScene.set(sceneIndex, [image]);
+  }
+  for (const list of byScene.values()) list.sort((a, b) => a.imageIndex - b.imageIndex);
+
+  const top = isRecord(generatedOutput) ? generatedOutput : {};
+  const scenes = scenesOf(generatedOutput).map((scene, position): SceneView => {
+    const fields = isRecord(scene) ? scene : { value: scene };
+    const rows = byScene.get(sceneIndexOf(scene, position));
+    if (!rows) {
+      return { ...fields, imageUrls: legacyUrls(fields.imageUrls), images: [] };
+    }
+    const slots = rows.length === 0 ? 0 : rows[rows.length - 1]!.imageIndex + 1;
+    const imageUrls: (string | null)[] = new Array(slots).fill(null);
+    for (const row of rows) imageUrls[row.imageIndex] = row.url;
+    return { ...fields, imageUrls, images: rows };
+  });
+  return { ...top, scenes };
+}
+
+function legacyUrls(value: unknown): (string | null)[] {
+  if (!Array.isArray(value)) return [];
+  return value.map((url) => (typeof url === 'string' && url !== '' ? url : null));
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}

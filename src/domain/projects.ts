@@ -1,0 +1,267 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { Pool, Sql } from '../db/database.ts';
+import {
+  deleteSurplusSlots,
+  insertLegacyImages,
+  insertQueuedSlots,
+  listProjectImages,
+  notifyQueued,
+  requeueFailedSlots,
+  requeueSceneSlots,
+  scenesWithRows,
+  type LegacyImage,
+  type NewSlot,
+} from '../db/images.ts';
+import {
+  findProject,
+  findProjectByIdempotencyKey,
+  insertProject,
+  listProjectSummaries,
+  lockProject,
+  releaseExpiredIdempotencyKey,
+  setScenePrompt,
+  touchProject,
+  type ProjectRow,
+} from '../db/projects.ts';
+import type { Logger } from '../log.ts';
+import type { ObjectStore } from '../storage/store.ts';
+import { AppError, notFound } from './errors.ts';
+import { projectStatus, type ProjectStatus } from './progress.ts';
+import { projectView, settingsOf, type ProjectView } from './project-view.ts';
+import { promptOf, sceneIndexOf, scenesOf } from './scene-index.ts';
+
+export interface ProjectsContext {
+  sql: Pool;
+  store: ObjectStore;
+  log: Logger;
+  /** Tells this process's runner that slots were queued. */
+  wake(): void;
+}
+
+export interface CreateProjectInput {
+  title?: string | undefined;
+  scenes: Record<string, unknown>[];
+  imagesPerScene: number;
+  aspectRatio: string;
+  style?: string | undefined;
+  provider: string;
+  model?: string | undefined;
+  metadata?: Record<string, unknown> | undefined;
+}
+
+const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * Stores the project and one queued slot per (scene, image) in ONE transaction, so a
+ * project never exists without its slots. With an idempotency key, a retry of the same
+ * request returns the first project and queues nothing; a different body is a conflict.
+ */
+export async function createProject(
+  ctx: ProjectsContext,
+  ownerId: string,
+  input: CreateProjectInput,
+  idempotencyKey: string | undefined,
+): Promise<{ project: ProjectView; created: boolean }> {
+  const requestHash = idempotencyKey ? hashRequest(input) : null;
+  if (idempotencyKey) await releaseExpiredIdempotencyKey(ctx.sql, ownerId, idempotencyKey, IDEMPOTENCY_WINDOW_MS);
+
+  const generatedOutput = { scenes: input.scenes };
+  const slots: NewSlot[] = input.scenes.flatMap((scene, position) =>
+    Array.from({ length: input.imagesPerScene }, (_, imageIndex) => ({
+      sceneIndex: sceneIndexOf(scene, position),
+      imageIndex,
+      prompt: promptOf(scene) ?? '',
+    })),
+  );
+  const row = await ctx.sql.begin(async (tx) => {
+    const inserted = await insertProject(tx, {
+      id: randomUUID(),
+      ownerId,
+      title: input.title ?? null,
+      generatedOutput,
+      settings: {
+        imagesPerScene: input.imagesPerScene,
+        aspectRatio: input.aspectRatio,
+        style: input.style ?? null,
+        provider: input.provider,
+        model: input.model ?? null,
+      },
+      metadata: input.metadata ?? null,
+      idempotencyKey: idempotencyKey ?? null,
+      requestHash,
+    });
+    if (!inserted) return undefined;
+    await insertQueuedSlots(tx, inserted.id, input.aspectRatio, slots);
+    await notifyQueued(tx);
+    return inserted;
+  });
+
+  if (!row) {
+    // The key was used before (maybe by a concurrent twin of this request).
+    const first = await findProjectByIdempotencyKey(ctx.sql, ownerId, idempotencyKey!);
+    if (!first) throw new AppError('CONFLICT', 'a request with this Idempotency-Key is being processed; retry');
+    if (first.requestHash !== requestHash) {
+      throw new AppError('CONFLICT', 'this Idempotency-Key was already used with a different request body');
+    }
+    return { project: await viewOf(ctx.sql, first), created: false };
+  }
+  ctx.wake();
+  return { project: await viewOf(ctx.sql, row), created: true };
+}
+
+export async function getProject(ctx: Pick<ProjectsContext, 'sql'>, ownerId: string, id: string): Promise<ProjectView> {
+  const row = await findProject(ctx.sql, ownerId, id);
+  if (!row) throw notFound('project');
+  return viewOf(ctx.sql, row);
+}
+
+async function viewOf(sql: Sql, row: ProjectRow): Promise<ProjectView> {
+  return projectView(row, await listProjectImages(sql, row.id));
+}
+
+export interface ProjectSummary {
+  id: string;
+  title: string | null;
+  status: ProjectStatus;
+  progress: { total: number; queued: number; running: number; succeeded: number; failed: number };
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** The owner's projects, newest first; the cursor is opaque to clients. */
+export async function listProjects(
+  ctx: Pick<ProjectsContext, 'sql'>,
+  ownerId: string,
+  q: { limit: number; cursor?: string | undefined; status?: ProjectStatus | undefined },
+): Promise<{ items: ProjectSummary[]; nextCursor: string | null }> {
+  const after = q.cursor ? decodeCursor(q.cursor) : null;
+  const rows = await listProjectSummaries(ctx.sql, { ownerId, limit: q.limit + 1, after, status: q.status ?? null });
+  const page = rows.slice(0, q.limit);
+  const items = page.map((r): ProjectSummary => {
+    const progress = { total: r.total, queued: r.queued, running: r.running, succeeded: r.succeeded, failed: r.failed };
+    return {
+      id: r.id,
+      title: r.title,
+      status: projectStatus(progress),
+      progress,
+      createdAt: r.createdAt.toISOString(),
+      updatedAt: r.updatedAt.toISOString(),
+    };
+  });
+  const last = page[page.length - 1];
+  const nextCursor = rows.length > q.limit && last ? encodeCursor(last.createdAt, last.id) : null;
+  return { items, nextCursor };
+}
+
+function encodeCursor(createdAt: Date, id: string): string {
+  // Microseconds matter: two projects created in the same millisecond must not be skipped.
+  return Buffer.from(JSON.stringify([createdAt.toISOString(), id])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): { createdAt: Date; id: string } {
+  try {
+    const [createdAt, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown[];
+    const date = new Date(String(createdAt));
+    if (typeof id !== 'string' || !/^[0-9a-f-]{36}$/i.test(id) || Number.isNaN(date.getTime())) throw new Error('bad cursor');
+    return { createdAt: date, id };
+  } catch {
+    throw new AppError('VALIDATION_FAILED', 'invalid cursor', [{ path: ['cursor'], message: 'not a cursor returned by this API' }]);
+  }
+}
+
+/**
+ * Queues every slot that has no image being made or made: failed slots, and every slot of
+ * scenes that never had any (e.g. a legacy project). Scenes that have rows keep their slot
+ * count (a regenerate may have changed it).
+ */
+export async function generateMissing(ctx: ProjectsContext, ownerId: string, id: string): Promise<ProjectView> {
+  await ctx.sql.begin(async (tx) => {
+    const project = await lockProject(tx, ownerId, id);
+    if (!project) throw notFound('project');
+    const settings = settingsOf(project.settings);
+    const withRows = await scenesWithRows(tx, id);
+    const legacy: LegacyImage[] = [];
+    const slots: NewSlot[] = [];
+    scenesOf(project.generatedOutput).forEach((scene, position) => {
+      const sceneIndex = sceneIndexOf(scene, position);
+      if (withRows.has(sceneIndex)) return;
+      const urls = legacyImagesOf(scene, sceneIndex);
+      legacy.push(...urls);
+      const count = Math.max(settings.imagesPerScene, legacyUrlCount(scene));
+      for (let imageIndex = 0; imageIndex < count; imageIndex++) slots.push({ sceneIndex, imageIndex, prompt: promptOf(scene) ?? '' });
+    });
+    await insertLegacyImages(tx, id, legacy);
+    await insertQueuedSlots(tx, id, settings.aspectRatio, slots);
+    await requeueFailedSlots(tx, id);
+    await touchProject(tx, id);
+    await notifyQueued(tx);
+  });
+  ctx.wake();
+  return getProject(ctx, ownerId, id);
+}
+
+/**
+ * Queues a new generation of every slot of one scene. Each slot keeps serving its current
+ * image until its new one succeeds. A new prompt replaces the scene's prompt in the stored
+ * JSON; a smaller imagesPerScene removes the surplus slots. Other scenes are untouched.
+ */
+export async function regenerateScene(
+  ctx: ProjectsContext,
+  ownerId: string,
+  id: string,
+  sceneIndex: number,
+  change: { prompt?: string | undefined; imagesPerScene?: number | undefined },
+): Promise<ProjectView> {
+  const removedKeys = await ctx.sql.begin(async (tx) => {
+    const project = await lockProject(tx, ownerId, id);
+    if (!project) throw notFound('project');
+    const scenes = scenesOf(project.generatedOutput);
+    const position = scenes.findIndex((scene, i) => sceneIndexOf(scene, i) === sceneIndex);
+    if (position < 0) throw notFound(`scene ${sceneIndex}`);
+    const scene = scenes[position];
+    const prompt = change.prompt?.trim() ?? promptOf(scene) ?? '';
+    if (change.prompt !== undefined) await setScenePrompt(tx, id, position, change.prompt);
+
+    const withRows = await scenesWithRows(tx, id);
+    if (!withRows.has(sceneIndex)) await insertLegacyImages(tx, id, legacyImagesOf(scene, sceneIndex));
+    const currentCount = await sceneSlotCount(tx, id, sceneIndex);
+    const count = change.imagesPerScene ?? (currentCount > 0 ? currentCount : settingsOf(project.settings).imagesPerScene);
+
+    await requeueSceneSlots(tx, id, sceneIndex, count, prompt);
+    const missing = Array.from({ length: count }, (_, imageIndex) => ({ sceneIndex, imageIndex, prompt }));
+    await insertQueuedSlots(tx, id, settingsOf(project.settings).aspectRatio, missing);
+    const removed = await deleteSurplusSlots(tx, id, sceneIndex, count);
+    await touchProject(tx, id);
+    await notifyQueued(tx);
+    return removed;
+  });
+  ctx.wake();
+  if (removedKeys.length > 0) {
+    // After commit: no row references these objects any more.
+    await ctx.store.remove(removedKeys).catch((err) => ctx.log.warn({ err, keys: removedKeys }, 'could not remove surplus images'));
+  }
+  return getProject(ctx, ownerId, id);
+}
+
+async function sceneSlotCount(sql: Sql, projectId: string, sceneIndex: number): Promise<number> {
+  const [row] = await sql<{ n: number }[]>`
+    SELECT coalesce(max(image_index) + 1, 0)::int AS n FROM generated_images
+    WHERE content_creation_request_id = ${projectId} AND scene_index = ${sceneIndex}`;
+  return row?.n ?? 0;
+}
+
+function legacyUrlCount(scene: unknown): number {
+  const urls = scene !== null && typeof scene === 'object' ? (scene as Record<string, unknown>).imageUrls : undefined;
+  return Array.isArray(urls) ? urls.length : 0;
+}
+
+/** The usable legacy URLs of a scene (non-empty strings), with their slot. */
+function legacyImagesOf(scene: unknown, sceneIndex: number): LegacyImage[] {
+  const urls = scene !== null && typeof scene === 'object' ? (scene as Record<string, unknown>).imageUrls : undefined;
+  if (!Array.isArray(urls)) return [];
+  return urls.flatMap((url, imageIndex) => (typeof url === 'string' && url !== '' ? [{ sceneIndex, imageIndex, url }] : []));
+}
+
+function hashRequest(input: CreateProjectInput): string {
+  return createHash('sha256').update(JSON.stringify(input)).digest('hex');
+}

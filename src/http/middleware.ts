@@ -1,0 +1,52 @@
+import { randomUUID } from 'node:crypto';
+import type { MiddlewareHandler } from 'hono';
+import { AppError } from '../domain/errors.ts';
+import type { Logger } from '../log.ts';
+import type { AppEnv } from './env.ts';
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,200}$/;
+
+/** Request id (echoed when the client sent a sane one), owner, logger, one access log line. */
+export function requestContext(log: Logger, ownerId: string): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const given = c.req.header('x-request-id');
+    const requestId = given && REQUEST_ID.test(given) ? given : randomUUID();
+    const reqLog = log.child({ requestId });
+    c.set('requestId', requestId);
+    c.set('ownerId', ownerId);
+    c.set('log', reqLog);
+    const started = performance.now();
+    await next();
+    c.header('x-request-id', requestId);
+    reqLog.info(
+      { method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round((performance.now() - started) * 10) / 10 },
+      'request',
+    );
+  };
+}
+
+const JSON_TYPE = /^application\/([\w.-]+\+)?json(\s*;.*)?$/i;
+
+/**
+ * Guards a JSON body before validation: a body that is not JSON is a 415, JSON that does
+ * not parse is a 400, a required body that is missing is a 400, never an empty object.
+ */
+export function jsonBody(options: { required: boolean }): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const text = await c.req.text();
+    if (text.trim() === '') {
+      if (options.required) throw new AppError('VALIDATION_FAILED', 'a JSON request body is required');
+      return next();
+    }
+    const type = c.req.header('content-type') ?? '';
+    if (!JSON_TYPE.test(type)) {
+      throw new AppError('UNSUPPORTED_MEDIA_TYPE', `content-type must be application/json, got ${type ? `"${type}"` : 'none'}`);
+    }
+    try {
+      JSON.parse(text);
+    } catch (err) {
+      throw new AppError('VALIDATION_FAILED', `malformed JSON: ${(err as Error).message}`);
+    }
+    await next();
+  };
+}

@@ -1,0 +1,132 @@
+import { createRoute, OpenAPIHono, type z } from '@hono/zod-openapi';
+import { AppError } from '../../domain/errors.ts';
+import {
+  createProject,
+  generateMissing,
+  getProject,
+  listProjects,
+  regenerateScene,
+  type ProjectsContext,
+} from '../../domain/projects.ts';
+import type { AppEnv } from '../env.ts';
+import { jsonBody } from '../middleware.ts';
+import {
+  CreateProjectBody,
+  ErrorBody,
+  IdempotencyHeaders,
+  ListProjectsQuery,
+  Project,
+  ProjectIdParam,
+  ProjectList,
+  RegenerateBody,
+  SceneParams,
+} from '../schemas.ts';
+import { validationHook } from '../validation.ts';
+
+export interface ProjectRoutesDeps {
+  projects: ProjectsContext;
+  providerNames: readonly string[];
+  defaultProvider: string;
+}
+
+const errors = {
+  400: { description: 'Invalid request', content: { 'application/json': { schema: ErrorBody } } },
+  404: { description: 'No such project (or not yours)', content: { 'application/json': { schema: ErrorBody } } },
+} as const;
+
+const projectResponse = (description: string) => ({ description, content: { 'application/json': { schema: Project } } });
+
+export function projectRoutes(deps: ProjectRoutesDeps) {
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/projects',
+      summary: 'Create a project and queue every image of every scene',
+      middleware: [jsonBody({ required: true })] as const,
+      request: {
+        headers: IdempotencyHeaders,
+        body: { required: true, content: { 'application/json': { schema: CreateProjectBody } } },
+      },
+      responses: {
+        202: projectResponse('Accepted: generation runs in the background'),
+        400: errors[400],
+        409: { description: 'Idempotency-Key reused with another body', content: { 'application/json': { schema: ErrorBody } } },
+      },
+    }),
+    async (c) => {
+      const body = c.req.valid('json');
+      const provider = body.provider ?? deps.defaultProvider;
+      if (!deps.providerNames.includes(provider)) {
+        throw new AppError('VALIDATION_FAILED', `provider "${provider}" is not configured; configured: ${deps.providerNames.join(', ')}`, [
+          { path: ['provider'], message: `must be one of: ${deps.providerNames.join(', ')}` },
+        ]);
+      }
+      const key = c.req.valid('header')['idempotency-key'];
+      const { project } = await createProject(deps.projects, c.get('ownerId'), { ...body, provider }, key);
+      c.header('Location', `/projects/${project.id}`);
+      return c.json(project as z.infer<typeof Project>, 202);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/projects',
+      summary: "The caller's projects, newest first",
+      request: { query: ListProjectsQuery },
+      responses: { 200: { description: 'A page of projects', content: { 'application/json': { schema: ProjectList } } }, 400: errors[400] },
+    }),
+    async (c) => c.json(await listProjects(deps.projects, c.get('ownerId'), c.req.valid('query')), 200),
+  );
+
+  for (const path of ['/projects/{id}', '/project/{id}'] as const) {
+    app.openapi(
+      createRoute({
+        method: 'get',
+        path,
+        summary: path.startsWith('/project/') ? 'Same as GET /projects/{id} (legacy path)' : 'A project with its scenes merged with their images',
+        request: { params: ProjectIdParam },
+        responses: { 200: projectResponse('The project'), 404: errors[404] },
+      }),
+      async (c) => c.json((await getProject(deps.projects, c.get('ownerId'), c.req.valid('param').id)) as z.infer<typeof Project>, 200),
+    );
+  }
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/projects/{id}/generate',
+      summary: 'Queue every slot that has no image (failed or never generated)',
+      request: { params: ProjectIdParam },
+      responses: { 202: projectResponse('Accepted'), 404: errors[404] },
+    }),
+    async (c) => {
+      const project = await generateMissing(deps.projects, c.get('ownerId'), c.req.valid('param').id);
+      return c.json(project as z.infer<typeof Project>, 202);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/projects/{id}/scenes/{sceneIndex}/regenerate',
+      summary: 'Regenerate every image of one scene',
+      middleware: [jsonBody({ required: false })] as const,
+      request: {
+        params: SceneParams,
+        body: { required: false, content: { 'application/json': { schema: RegenerateBody } } },
+      },
+      responses: { 202: projectResponse('Accepted'), 400: errors[400], 404: errors[404] },
+    }),
+    async (c) => {
+      const { id, sceneIndex } = c.req.valid('param');
+      const body = (c.req.valid('json') as z.infer<typeof RegenerateBody> | undefined) ?? {};
+      const project = await regenerateScene(deps.projects, c.get('ownerId'), id, sceneIndex, body);
+      return c.json(project as z.infer<typeof Project>, 202);
+    },
+  );
+
+  return app;
+}
