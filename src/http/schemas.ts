@@ -61,7 +61,7 @@ export const SceneParams = ProjectIdParam.extend({
 });
 
 export const IdempotencyHeaders = z.object({
-  'idempotency-key': z.string().min(1).max(200).optional().openapi({ param: { name: 'Idempotency-Key', in: 'header' } }),
+  'idempotency-key': z.string().min(1).max(200).optional().openapi({ param: { name: 'idempotency-key', in: 'header' }, description: 'Same key + same body within 24 h: the first answer, nothing queued again' }),
 });
 
 export const ListProjectsQuery = z.strictObject({

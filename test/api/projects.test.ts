@@ -1,0 +1,156 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LOCAL_OWNER_ID } from '../../src/deps.ts';
+import { startTestApp, type TestApp } from '../support/app.ts';
+
+let t: TestApp;
+beforeAll(async () => {
+  t = await startTestApp();
+});
+afterAll(() => t.close());
+
+/** A project written the legacy way: image URLs only inside generated_output, no rows. */
+async function insertLegacyProject(generatedOutput: unknown, owner = LOCAL_OWNER_ID, settings: unknown = {}) {
+  const id = randomUUID();
+  await t.db.sql`
+    INSERT INTO content_creation_requests (id, user_id, title, generated_output, settings)
+    VALUES (${id}, ${owner}, 'legacy', ${t.db.sql.json(generatedOutput as never)}, ${t.db.sql.json(settings as never)})`;
+  return id;
+}
+
+describe('legacy imageUrls', () => {
+  it('serves the stored imageUrls of scenes that have no rows, and every other field as stored', async () => {
+    const stored = {
+      version: 2,
+      scenes: [
+        { prompt: 'one', imageUrls: ['https://old.test/1a.png', 'https://old.test/1b.png'], voice: 'x' },
+        { prompt: 'two', index: 5, imageUrls: ['https://old.test/5a.png', null] },
+      ],
+    };
+    const id = await insertLegacyProject(stored);
+    const res = await t.call('GET', `/projects/${id}`);
+    expect(res.status).toBe(200);
+    expect(res.body.generatedOutput).toEqual({
+      version: 2,
+      scenes: [
+        { ...stored.scenes[0], images: [] },
+        { ...stored.scenes[1], images: [] },
+      ],
+    });
+    expect(res.body.settings).toEqual({ imagesPerScene: 1, aspectRatio: '16:9', style: null, provider: null, model: null });
+  });
+
+  it('generate fills only the missing slots and keeps every legacy image', async () => {
+    const id = await insertLegacyProject({
+      scenes: [
+        { prompt: 'one', imageUrls: ['https://old.test/1a.png', 'https://old.test/1b.png'] },
+        { prompt: 'two', imageUrls: ['https://old.test/2a.png', null] },
+        { prompt: 'three' },
+      ],
+    });
+    const res = await t.call('POST', `/projects/${id}/generate`);
+    expect(res.status).toBe(202);
+    const done = await t.waitForProject(id);
+    const [one, two, three] = done.generatedOutput.scenes;
+    expect(one.imageUrls).toEqual(['https://old.test/1a.png', 'https://old.test/1b.png']);
+    expect(two.imageUrls[0]).toBe('https://old.test/2a.png');
+    expect(two.imageUrls[1]).toMatch(/^http:\/\/sceneworks\.test\/files\/.+\.png$/);
+    expect(three.imageUrls).toHaveLength(1);
+    expect(three.imageUrls[0]).toMatch(/\.png$/);
+    expect(done.progress).toEqual({ total: 5, queued: 0, running: 0, succeeded: 5, failed: 0 });
+    expect(done.status).toBe('completed');
+  });
+
+  it('regenerating a legacy scene keeps its legacy image until the new one lands', async () => {
+    const id = await insertLegacyProject({ scenes: [{ prompt: 'one', imageUrls: ['https://old.test/1a.png'] }, { prompt: 'two', imageUrls: ['https://old.test/2a.png'] }] });
+    const res = await t.call('POST', `/projects/${id}/scenes/1/regenerate`, {});
+    expect(res.status).toBe(202);
+    expect(res.body.generatedOutput.scenes[0].imageUrls).toEqual(['https://old.test/1a.png']);
+    const done = await t.waitForProject(id);
+    expect(done.generatedOutput.scenes[0].imageUrls[0]).toMatch(/\.png$/);
+    expect(done.generatedOutput.scenes[0].imageUrls[0]).not.toBe('https://old.test/1a.png');
+    expect(done.generatedOutput.scenes[1].imageUrls).toEqual(['https://old.test/2a.png']);
+  });
+
+  it('survives messy legacy JSON', async () => {
+    for (const output of [{}, { scenes: 'nope' }, { scenes: [null, 'x', { imageUrls: 'one' }] }, []]) {
+      const id = await insertLegacyProject(output);
+      const res = await t.call('GET', `/projects/${id}`);
+      expect(res.status).toBe(200);
+      expect(Array.isArray(res.body.generatedOutput.scenes)).toBe(true);
+      expect((await t.call('POST', `/projects/${id}/generate`)).status).toBe(202);
+    }
+  });
+});
+
+describe('ownership', () => {
+  it("answers 404 for someone else's project on every route, and never lists it", async () => {
+    const other = randomUUID();
+    const id = await insertLegacyProject({ scenes: [{ prompt: 'secret', imageUrls: ['https://old.test/s.png'] }] }, other);
+    for (const [method, path] of [
+      ['GET', `/projects/${id}`],
+      ['GET', `/project/${id}`],
+      ['POST', `/projects/${id}/generate`],
+      ['POST', `/projects/${id}/scenes/1/regenerate`],
+    ] as const) {
+      const res = await t.call(method, path);
+      expect(res.status, `${method} ${path}`).toBe(404);
+      expect(res.body.error.code).toBe('NOT_FOUND');
+    }
+    const list = await t.call('GET', '/projects?limit=100');
+    expect(list.body.items.map((p: any) => p.id)).not.toContain(id);
+    const [{ n }] = (await t.db.sql`SELECT count(*)::int AS n FROM generated_images WHERE content_creation_request_id = ${id}`) as unknown as [{ n: number }];
+    expect(n).toBe(0);
+  });
+});
+
+describe('Idempotency-Key', () => {
+  it('returns the first project for a retry and queues nothing new; another body is a 409', async () => {
+    const key = `key-${randomUUID()}`;
+    const body = { scenes: [{ prompt: 'once' }], imagesPerScene: 2 };
+    const first = await t.call('POST', '/projects', body, { 'idempotency-key': key });
+    const again = await t.call('POST', '/projects', body, { 'idempotency-key': key });
+    expect(first.status).toBe(202);
+    expect(again.status).toBe(202);
+    expect(again.body.id).toBe(first.body.id);
+    const [{ n }] = (await t.db.sql`SELECT count(*)::int AS n FROM generated_images WHERE content_creation_request_id = ${first.body.id}`) as unknown as [{ n: number }];
+    expect(n).toBe(2);
+    const conflict = await t.call('POST', '/projects', { ...body, imagesPerScene: 3 }, { 'idempotency-key': key });
+    expect(conflict.status).toBe(409);
+    expect(conflict.body.error.code).toBe('CONFLICT');
+  });
+
+  it('creates one project for concurrent twins', async () => {
+    const key = `twin-${randomUUID()}`;
+    const body = { scenes: [{ prompt: 'twin' }] };
+    const answers = await Promise.all(Array.from({ length: 8 }, () => t.call('POST', '/projects', body, { 'idempotency-key': key })));
+    expect(new Set(answers.map((a) => a.status))).toEqual(new Set([202]));
+    expect(new Set(answers.map((a) => a.body.id)).size).toBe(1);
+  });
+});
+
+describe('GET /projects', () => {
+  it('pages newest first with an opaque cursor and filters by status', async () => {
+    const fresh = await startTestApp({}, { runner: false });
+    try {
+      const ids: string[] = [];
+      for (let i = 0; i < 7; i++) ids.push((await fresh.call('POST', '/projects', { title: `p${i}`, scenes: [{ prompt: 'x' }] })).body.id);
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      do {
+        const page: any = await fresh.call('GET', `/projects?limit=3${cursor ? `&cursor=${cursor}` : ''}`);
+        expect(page.status).toBe(200);
+        expect(page.body.items.length).toBeLessThanOrEqual(3);
+        seen.push(...page.body.items.map((p: any) => p.id));
+        cursor = page.body.nextCursor;
+      } while (cursor);
+      expect(seen).toEqual([...ids].reverse());
+      const item = (await fresh.call('GET', '/projects?limit=1')).body.items[0];
+      expect(item).toEqual({ id: ids[6], title: 'p6', status: 'queued', progress: { total: 1, queued: 1, running: 0, succeeded: 0, failed: 0 }, createdAt: expect.any(String), updatedAt: expect.any(String) });
+      expect((await fresh.call('GET', '/projects?status=queued')).body.items).toHaveLength(7);
+      expect((await fresh.call('GET', '/projects?status=completed')).body.items).toHaveLength(0);
+    } finally {
+      await fresh.close();
+    }
+  });
+});
