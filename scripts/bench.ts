@@ -1,0 +1,54 @@
+/**
+ * npm run bench [-- --json] [-- --concurrency N] [-- --http-seconds S]
+ *
+ * Measures, in one run on one embedded PostgreSQL, how close the service comes to what this
+ * machine allows: every figure is set against a baseline measured in the same run. Progress
+ * goes to stderr; the report (markdown, or JSON with --json) to stdout. The exit code says
+ * whether the bench ran, not whether the targets were met.
+ */
+import { parseArgs } from 'node:util';
+import { measurePipeline, measureThroughput } from './bench/generation.ts';
+import { measureProjectReads } from './bench/http.ts';
+import { smallPng } from './bench/provider.ts';
+import { describeMachine, json, markdown, type Measurement } from './bench/report.ts';
+import { startBenchPostgres } from './bench/service.ts';
+import { createLogger } from '../src/log.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    json: { type: 'boolean', default: false },
+    concurrency: { type: 'string', default: '64' },
+    'http-seconds': { type: 'string', default: '6' },
+  },
+});
+const throughputConcurrency = Number(args.concurrency);
+const httpSeconds = Number(args['http-seconds']);
+if (!Number.isInteger(throughputConcurrency) || throughputConcurrency < 1 || !Number.isInteger(httpSeconds) || httpSeconds < 1) {
+  console.error('usage: npm run bench -- [--json] [--concurrency N] [--http-seconds S]');
+  process.exit(2);
+}
+
+const progress = (message: string) => process.stderr.write(`bench: ${message}\n`);
+const started = performance.now();
+const pg = await startBenchPostgres(createLogger('warn'));
+const measurements: Measurement[] = [];
+try {
+  const png = await smallPng();
+  progress('1/3 pipeline efficiency (1,000 slots, 100 ms provider, concurrency 50)');
+  measurements.push(await measurePipeline(pg, png));
+  progress(`2/3 throughput (5,000 slots, zero-latency provider, concurrency ${throughputConcurrency})`);
+  measurements.push(await measureThroughput(pg, png, throughputConcurrency));
+  progress(`3/3 GET /projects/:id under autocannon (${httpSeconds} s per server)`);
+  measurements.push(await measureProjectReads(pg, png, httpSeconds));
+} catch (err) {
+  console.error('bench: the run crashed:', err);
+  process.exitCode = 1;
+} finally {
+  await pg.stop();
+}
+
+if (process.exitCode !== 1) {
+  const machine = describeMachine(pg.version);
+  const seconds = (performance.now() - started) / 1000;
+  console.log(args.json ? json(machine, measurements, seconds) : markdown(machine, measurements, seconds));
+}

@@ -1,0 +1,112 @@
+import { execFile } from 'node:child_process';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { serve } from '@hono/node-server';
+import { Hono } from 'hono';
+import { waitForSucceeded, postProject } from './generation.ts';
+import { constantProvider } from './provider.ts';
+import { judge, type Measurement } from './report.ts';
+import { startService, type BenchPostgres } from './service.ts';
+
+const run = promisify(execFile);
+
+interface Listening {
+  url: string;
+  close(): Promise<void>;
+}
+
+/** A real HTTP server on 127.0.0.1 and a free port, as src/main.ts serves the app. */
+function listen(fetch: (request: Request) => Response | Promise<Response>): Promise<Listening> {
+  return new Promise((resolve) => {
+    const server = serve({ fetch, hostname: '127.0.0.1', port: 0 }, (info: AddressInfo) => {
+      resolve({
+        url: `http://127.0.0.1:${info.port}`,
+        close: () =>
+          new Promise<void>((done) => {
+            if ('closeAllConnections' in server) server.closeAllConnections();
+            server.close(() => done());
+          }),
+      });
+    });
+  });
+}
+
+interface Load {
+  requestsPerSecond: number;
+  p99Ms: number;
+  non2xx: number;
+  errors: number;
+}
+
+/**
+ * autocannon in a process of its own: in ours it would share the event loop with the
+ * server it measures.
+ */
+async function autocannon(url: string, seconds: number, connections: number): Promise<Load> {
+  const cli = fileURLToPath(import.meta.resolve('autocannon'));
+  const { stdout } = await run(process.execPath, [cli, '-c', String(connections), '-d', String(seconds), '-j', url], {
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  const result = JSON.parse(stdout) as {
+    requests: { average: number };
+    latency: { p99: number };
+    non2xx: number;
+    errors: number;
+  };
+  return { requestsPerSecond: result.requests.average, p99Ms: result.latency.p99, non2xx: result.non2xx, errors: result.errors };
+}
+
+/**
+ * 3. GET /projects/:id of a finished 100 × 4 project through the whole service (routing,
+ * middleware, two queries, merge, validation-free JSON), against a bare Hono server that
+ * sends the very same JSON from memory: the most any handler could do with this body.
+ */
+export async function measureProjectReads(pg: BenchPostgres, png: Uint8Array, seconds: number): Promise<Measurement> {
+  const connections = 20;
+  const service = await startService(pg, 'reads', constantProvider(png, 0), { GENERATION_CONCURRENCY: '32', DATABASE_POOL_SIZE: '20' });
+  let real: Listening | undefined;
+  let bare: Listening | undefined;
+  try {
+    const id = await postProject(service, 100, 4);
+    await waitForSucceeded(service, [id], 20);
+    real = await listen(service.app.fetch);
+    const path = `/projects/${id}`;
+    const response = await fetch(real.url + path);
+    if (response.status !== 200) throw new Error(`GET ${path} answered ${response.status}`);
+    const project: unknown = await response.json();
+
+    const held = new Hono();
+    held.get('/projects/:id', (c) => c.json(project as object));
+    bare = await listen(held.fetch);
+    const realBytes = Buffer.byteLength(await (await fetch(real.url + path)).text());
+    const bareBytes = Buffer.byteLength(await (await fetch(bare.url + path)).text());
+
+    // A short run each first: JIT, pool connections, sockets.
+    await autocannon(real.url + path, 1, connections);
+    await autocannon(bare.url + path, 1, connections);
+    const measured = await autocannon(real.url + path, seconds, connections);
+    const ceiling = await autocannon(bare.url + path, seconds, connections);
+    if (measured.non2xx + measured.errors + ceiling.non2xx + ceiling.errors > 0) {
+      throw new Error(`HTTP errors under load: real ${JSON.stringify(measured)}, bare ${JSON.stringify(ceiling)}`);
+    }
+    return judge({
+      name: 'GET /projects/:id (100 × 4, done)',
+      unit: 'req/s',
+      measured: measured.requestsPerSecond,
+      baseline: { label: 'ceiling: bare Hono, same JSON from memory', value: ceiling.requestsPerSecond },
+      ratio: measured.requestsPerSecond / ceiling.requestsPerSecond,
+      target: { of: 'ratio', min: 0.3 },
+      details: {
+        autocannon: `-c ${connections} -d ${seconds} (own process), after a 1 s warm-up`,
+        'body bytes': realBytes === bareBytes ? realBytes : `${realBytes} real vs ${bareBytes} bare`,
+        'p99 latency': `${measured.p99Ms} ms real, ${ceiling.p99Ms} ms bare`,
+        DATABASE_POOL_SIZE: 20,
+      },
+    });
+  } finally {
+    await real?.close();
+    await bare?.close();
+    await service.close();
+  }
+}
