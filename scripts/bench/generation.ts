@@ -1,58 +1,20 @@
 import { createHash } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { cpus } from 'node:os';
 import pLimit from 'p-limit';
-import { listProjectSummaries } from '../../src/db/projects.ts';
-import { judge, type Measurement } from './report.ts';
+import { cpuWindow, describeCpu } from './cpu.ts';
+import { postProject, waitForSucceeded, warmUp } from './projects.ts';
 import { constantProvider } from './provider.ts';
+import { judge, type Measurement } from './report.ts';
 import { startService, type BenchPostgres, type BenchService } from './service.ts';
 
 const MAX_SCENES = 200; // CreateProjectBody allows at most 200 scenes per project
 
-/** POSTs one project through the real app (in-process) and returns its id. */
-export async function postProject(service: BenchService, scenes: number, imagesPerScene: number): Promise<string> {
-  const body = {
-    title: `bench ${scenes}x${imagesPerScene}`,
-    scenes: Array.from({ length: scenes }, (_, i) => ({ prompt: `bench scene ${i + 1}: a lighthouse at dusk` })),
-    imagesPerScene,
-    aspectRatio: '1:1',
-  };
-  const res = await service.app.request('/projects', {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  if (res.status !== 202) throw new Error(`POST /projects answered ${res.status}: ${await res.text()}`);
-  return ((await res.json()) as { id: string }).id;
-}
-
-/** Resolves when every slot of `ids` has succeeded; any failed slot means the run is broken. */
-export async function waitForSucceeded(service: BenchService, ids: readonly string[], everyMs: number, timeoutMs = 90_000): Promise<void> {
-  const wanted = new Set(ids);
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    // The service's own progress query, on a connection of its own.
-    const rows = await listProjectSummaries(service.watch, { ownerId: service.deps.ownerId, limit: 100, after: null, status: null });
-    const mine = rows.filter((r) => wanted.has(r.id));
-    const failed = mine.reduce((n, r) => n + r.failed, 0);
-    if (failed > 0) throw new Error(`${failed} slot(s) failed during the bench`);
-    if (mine.length === wanted.size && mine.every((r) => r.succeeded === r.total)) return;
-    if (performance.now() > deadline) throw new Error(`slots still unfinished after ${timeoutMs} ms: ${JSON.stringify(mine)}`);
-    await sleep(everyMs);
-  }
-}
-
-/** A small project first, so the timed run does not pay for JIT warm-up and first connections. */
-async function warmUp(service: BenchService) {
-  const id = await postProject(service, 20, 4);
-  await waitForSucceeded(service, [id], 10);
-}
-
 /**
  * 1. Pipeline efficiency: with a provider that only waits, the best any runner can do is
- * ceil(N/C) waves of L ms. Whatever is above that is our overhead per slot.
+ * ceil(N/C) waves of L ms. Whatever is above that is our overhead on the critical path.
  */
 export async function measurePipeline(pg: BenchPostgres, png: Uint8Array): Promise<Measurement> {
-  const scenes = 200;
+  const scenes = MAX_SCENES;
   const imagesPerScene = 5;
   const concurrency = 50;
   const latencyMs = 100;
@@ -63,12 +25,17 @@ export async function measurePipeline(pg: BenchPostgres, png: Uint8Array): Promi
     DATABASE_POOL_SIZE: String(concurrency + 10),
   });
   try {
-    await warmUp(service);
+    await warmUp(service, provider.calls);
+    const expected = provider.calls() + slots;
+    const cpu = cpuWindow(pg.cpuSeconds);
     const started = performance.now();
     const id = await postProject(service, scenes, imagesPerScene);
-    await waitForSucceeded(service, [id], 5);
+    const postMs = performance.now() - started;
+    await waitForSucceeded(service, [id], { everyMs: 2, lastSlotStarted: () => provider.calls() >= expected });
     const seconds = (performance.now() - started) / 1000;
-    const ideal = (Math.ceil(slots / concurrency) * latencyMs) / 1000;
+    const used = cpu();
+    const waves = Math.ceil(slots / concurrency);
+    const ideal = (waves * latencyMs) / 1000;
     return judge({
       name: 'pipeline efficiency',
       unit: 's',
@@ -80,7 +47,9 @@ export async function measurePipeline(pg: BenchPostgres, png: Uint8Array): Promi
         slots: `${slots} (${scenes} scenes × ${imagesPerScene} images, one POST)`,
         GENERATION_CONCURRENCY: concurrency,
         'provider latency': `${latencyMs} ms (timer)`,
-        'per-slot overhead above ideal': `${(((seconds - ideal) * 1000) / Math.ceil(slots / concurrency)).toFixed(1)} ms per wave`,
+        'POST /projects': `${postMs.toFixed(0)} ms`,
+        'overhead above ideal': `${((seconds - ideal) * 1000).toFixed(0)} ms = ${(((seconds - ideal) * 1000) / waves).toFixed(1)} ms per wave of ${concurrency}`,
+        CPU: describeCpu(used, cpus().length),
       },
     });
   } finally {
@@ -91,7 +60,7 @@ export async function measurePipeline(pg: BenchPostgres, png: Uint8Array): Promi
 /**
  * 2. Throughput with a provider that costs nothing. The ceiling is the per-image work that
  * has nothing to do with the queue (generate, sha256, store.put into the same store) at
- * the same concurrency, measured on the same store.
+ * the same concurrency, on the same store, without the database.
  */
 export async function measureThroughput(pg: BenchPostgres, png: Uint8Array, concurrency: number): Promise<Measurement> {
   const projects = 5;
@@ -104,13 +73,18 @@ export async function measureThroughput(pg: BenchPostgres, png: Uint8Array, conc
     DATABASE_POOL_SIZE: String(concurrency + 10),
   });
   try {
-    await warmUp(service);
+    await warmUp(service, provider.calls);
+    const expected = provider.calls() + slots;
+    const cpu = cpuWindow(pg.cpuSeconds);
     const started = performance.now();
     const ids = await Promise.all(Array.from({ length: projects }, () => postProject(service, scenes, imagesPerScene)));
-    await waitForSucceeded(service, ids, 10);
+    await waitForSucceeded(service, ids, { everyMs: 5, lastSlotStarted: () => provider.calls() >= expected });
     const seconds = (performance.now() - started) / 1000;
+    const used = cpu();
     const perSecond = slots / seconds;
+    const ceilingCpu = cpuWindow(pg.cpuSeconds);
     const storeOnly = await storeCeiling(service, png, slots, concurrency);
+    const ceilingUsed = ceilingCpu();
     return judge({
       name: 'throughput (zero-latency provider)',
       unit: 'images/s',
@@ -124,12 +98,17 @@ export async function measureThroughput(pg: BenchPostgres, png: Uint8Array, conc
         DATABASE_POOL_SIZE: concurrency + 10,
         'wall time': `${seconds.toFixed(2)} s`,
         'PNG bytes': png.byteLength,
+        CPU: describeCpu(used, cpus().length),
+        'CPU per image': `node ${perImageMs(used.nodeUser + used.nodeSystem, slots)} ms, postgres ${perImageMs(used.postgres, slots)} ms`,
+        'ceiling CPU per image': `node ${perImageMs(ceilingUsed.nodeUser + ceilingUsed.nodeSystem, slots)} ms (${perImageMs(ceilingUsed.nodeSystem, slots)} ms sys)`,
       },
     });
   } finally {
     await service.close();
   }
 }
+
+const perImageMs = (seconds: number, images: number) => ((seconds * 1000) / images).toFixed(3);
 
 async function storeCeiling(service: BenchService, png: Uint8Array, count: number, concurrency: number): Promise<number> {
   const provider = constantProvider(png, 0);
@@ -141,7 +120,7 @@ async function storeCeiling(service: BenchService, png: Uint8Array, count: numbe
       limit(async () => {
         const image = await provider.generate({ prompt: '', fullPrompt: '', aspectRatio: '1:1', width: 64, height: 64, seed: i, model: null, signal });
         createHash('sha256').update(image.bytes).digest('hex');
-        await service.deps.store.put(`bench-ceiling/scene-${i % 200}/image-${i}.png`, image.bytes, image.mimeType);
+        await service.deps.store.put(`bench-ceiling/scene-${i % MAX_SCENES}/image-${i}.png`, image.bytes, image.mimeType);
       }),
     ),
   );

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
-import { waitForSucceeded, postProject } from './generation.ts';
+import { postProject, waitForSucceeded } from './projects.ts';
 import { constantProvider } from './provider.ts';
 import { judge, type Measurement } from './report.ts';
 import { startService, type BenchPostgres } from './service.ts';
@@ -64,12 +64,13 @@ async function autocannon(url: string, seconds: number, connections: number): Pr
  */
 export async function measureProjectReads(pg: BenchPostgres, png: Uint8Array, seconds: number): Promise<Measurement> {
   const connections = 20;
-  const service = await startService(pg, 'reads', constantProvider(png, 0), { GENERATION_CONCURRENCY: '32', DATABASE_POOL_SIZE: '20' });
+  const provider = constantProvider(png, 0);
+  const service = await startService(pg, 'reads', provider, { GENERATION_CONCURRENCY: '32', DATABASE_POOL_SIZE: '20' });
   let real: Listening | undefined;
   let bare: Listening | undefined;
   try {
     const id = await postProject(service, 100, 4);
-    await waitForSucceeded(service, [id], 20);
+    await waitForSucceeded(service, [id], { everyMs: 20, lastSlotStarted: () => provider.calls() >= 400 });
     real = await listen(service.app.fetch);
     const path = `/projects/${id}`;
     const response = await fetch(real.url + path);

