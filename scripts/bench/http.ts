@@ -5,6 +5,7 @@ import { promisify } from 'node:util';
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import { postProject, waitForSucceeded } from './projects.ts';
+import { cpuWindow } from './cpu.ts';
 import { constantProvider } from './provider.ts';
 import { judge, type Measurement } from './report.ts';
 import { startService, type BenchPostgres } from './service.ts';
@@ -57,6 +58,9 @@ async function autocannon(url: string, seconds: number, connections: number): Pr
   return { requestsPerSecond: result.requests.average, p99Ms: result.latency.p99, non2xx: result.non2xx, errors: result.errors };
 }
 
+const perRequestMs = (cpuSeconds: number, load: Load, wallSeconds: number) =>
+  ((cpuSeconds * 1000) / (load.requestsPerSecond * wallSeconds)).toFixed(3);
+
 /**
  * 3. GET /projects/:id of a finished 100 × 4 project through the whole service (routing,
  * middleware, two queries, merge, validation-free JSON), against a bare Hono server that
@@ -86,8 +90,12 @@ export async function measureProjectReads(pg: BenchPostgres, png: Uint8Array, se
     // A short run each first: JIT, pool connections, sockets.
     await autocannon(real.url + path, 1, connections);
     await autocannon(bare.url + path, 1, connections);
+    const realCpu = cpuWindow(pg.cpuSeconds);
     const measured = await autocannon(real.url + path, seconds, connections);
+    const realUsed = realCpu();
+    const bareCpu = cpuWindow(pg.cpuSeconds);
     const ceiling = await autocannon(bare.url + path, seconds, connections);
+    const bareUsed = bareCpu();
     if (measured.non2xx + measured.errors + ceiling.non2xx + ceiling.errors > 0) {
       throw new Error(`HTTP errors under load: real ${JSON.stringify(measured)}, bare ${JSON.stringify(ceiling)}`);
     }
@@ -103,6 +111,7 @@ export async function measureProjectReads(pg: BenchPostgres, png: Uint8Array, se
         'body bytes': realBytes === bareBytes ? realBytes : `${realBytes} real vs ${bareBytes} bare`,
         'p99 latency': `${measured.p99Ms} ms real, ${ceiling.p99Ms} ms bare`,
         DATABASE_POOL_SIZE: 20,
+        'CPU per request': `real: node ${perRequestMs(realUsed.nodeUser + realUsed.nodeSystem, measured, realUsed.wall)} ms + postgres ${perRequestMs(realUsed.postgres, measured, realUsed.wall)} ms; bare: node ${perRequestMs(bareUsed.nodeUser + bareUsed.nodeSystem, ceiling, bareUsed.wall)} ms`,
       },
     });
   } finally {

@@ -73,7 +73,7 @@ export async function createProject(
       prompt: promptOf(scene) ?? '',
     })),
   );
-  const row = await ctx.sql.begin(async (tx) => {
+  const created = await ctx.sql.begin(async (tx) => {
     const inserted = await insertProject(tx, {
       id: randomUUID(),
       ownerId,
@@ -93,10 +93,11 @@ export async function createProject(
     if (!inserted) return undefined;
     await insertQueuedSlots(tx, inserted.id, input.aspectRatio, slots);
     await notifyQueued(tx);
-    return inserted;
+    // The answer shows the project as created (all queued), read before any runner can claim.
+    return viewOf(tx, inserted);
   });
 
-  if (!row) {
+  if (!created) {
     // The key was used before (maybe by a concurrent twin of this request).
     const first = await findProjectByIdempotencyKey(ctx.sql, ownerId, idempotencyKey!);
     if (!first) throw new AppError('CONFLICT', 'a request with this Idempotency-Key is being processed; retry');
@@ -106,7 +107,7 @@ export async function createProject(
     return { project: await viewOf(ctx.sql, first), created: false };
   }
   ctx.wake();
-  return { project: await viewOf(ctx.sql, row), created: true };
+  return { project: created, created: true };
 }
 
 export async function getProject(ctx: Pick<ProjectsContext, 'sql'>, ownerId: string, id: string): Promise<ProjectView> {

@@ -2,6 +2,7 @@ import { createHash, randomInt } from 'node:crypto';
 import { hostname } from 'node:os';
 import pLimit from 'p-limit';
 import type { Pool, Sql } from '../db/database.ts';
+import { QUEUE_CHANNEL } from '../db/images.ts';
 import {
   claimQueuedSlots,
   extendLeases,
@@ -62,6 +63,7 @@ export function createRunner(o: RunnerOptions): Runner {
   let woken = false;
   let heartbeat: NodeJS.Timeout | undefined;
   let lastRecovery = 0;
+  let unlisten: (() => Promise<void>) | undefined;
 
   function wake() {
     woken = true;
@@ -194,6 +196,14 @@ export function createRunner(o: RunnerOptions): Runner {
         extendLeases(o.sql, workerId, [...held.keys()], o.leaseMs).catch((err) => o.log.warn({ err }, 'could not extend leases'));
       }, Math.max(250, Math.floor(o.leaseMs / 3)));
       heartbeat.unref();
+      // Slots queued by any process (another replica too) wake us at once; the poll is the fallback.
+      o.sql
+        .listen(QUEUE_CHANNEL, () => wake())
+        .then((sub) => {
+          if (running) unlisten = sub.unlisten;
+          else void sub.unlisten();
+        })
+        .catch((err) => o.log.warn({ err }, 'could not LISTEN for queued slots; polling only'));
       loop = run();
     },
     wake,
@@ -202,6 +212,7 @@ export function createRunner(o: RunnerOptions): Runner {
       if (!running) return;
       running = false;
       wake();
+      await unlisten?.().catch(() => {});
       await loop;
       const drained = Promise.allSettled([...tasks]);
       const timedOut = await Promise.race([drained.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), graceMs).unref())]);
