@@ -1,5 +1,6 @@
 /**
- * npm run bench [-- --json] [-- --concurrency N] [-- --http-seconds S]
+ * npm run -s bench -- [--json] [--concurrency N] [--http-seconds S]
+ * (-s keeps npm's banner off stdout, so --json output parses.)
  *
  * Measures, in one run on one embedded PostgreSQL, how close the service comes to what this
  * machine allows: every figure is set against a baseline measured in the same run. Progress

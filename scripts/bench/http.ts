@@ -19,7 +19,7 @@ interface Listening {
 
 /** A real HTTP server on 127.0.0.1 and a free port, as src/main.ts serves the app. */
 function listen(fetch: (request: Request) => Response | Promise<Response>): Promise<Listening> {
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     const server = serve({ fetch, hostname: '127.0.0.1', port: 0 }, (info: AddressInfo) => {
       resolve({
         url: `http://127.0.0.1:${info.port}`,
@@ -30,10 +30,12 @@ function listen(fetch: (request: Request) => Response | Promise<Response>): Prom
           }),
       });
     });
+    server.once('error', reject);
   });
 }
 
 interface Load {
+  requests: number;
   requestsPerSecond: number;
   p99Ms: number;
   non2xx: number;
@@ -50,20 +52,19 @@ async function autocannon(url: string, seconds: number, connections: number): Pr
     maxBuffer: 16 * 1024 * 1024,
   });
   const result = JSON.parse(stdout) as {
-    requests: { average: number };
+    requests: { average: number; total: number };
     latency: { p99: number };
     non2xx: number;
     errors: number;
   };
-  return { requestsPerSecond: result.requests.average, p99Ms: result.latency.p99, non2xx: result.non2xx, errors: result.errors };
+  return { requests: result.requests.total, requestsPerSecond: result.requests.average, p99Ms: result.latency.p99, non2xx: result.non2xx, errors: result.errors };
 }
 
-const perRequestMs = (cpuSeconds: number, load: Load, wallSeconds: number) =>
-  ((cpuSeconds * 1000) / (load.requestsPerSecond * wallSeconds)).toFixed(3);
+const perRequestMs = (cpuSeconds: number, load: Load) => ((cpuSeconds * 1000) / load.requests).toFixed(3);
 
 /**
  * 3. GET /projects/:id of a finished 100 × 4 project through the whole service (routing,
- * middleware, two queries, merge, validation-free JSON), against a bare Hono server that
+ * middleware, two queries, merging rows into scenes, JSON), against a bare Hono server that
  * sends the very same JSON from memory: the most any handler could do with this body.
  */
 export async function measureProjectReads(pg: BenchPostgres, png: Uint8Array, seconds: number): Promise<Measurement> {
@@ -111,7 +112,7 @@ export async function measureProjectReads(pg: BenchPostgres, png: Uint8Array, se
         'body bytes': realBytes === bareBytes ? realBytes : `${realBytes} real vs ${bareBytes} bare`,
         'p99 latency': `${measured.p99Ms} ms real, ${ceiling.p99Ms} ms bare`,
         DATABASE_POOL_SIZE: 20,
-        'CPU per request': `real: node ${perRequestMs(realUsed.nodeUser + realUsed.nodeSystem, measured, realUsed.wall)} ms + postgres ${perRequestMs(realUsed.postgres, measured, realUsed.wall)} ms; bare: node ${perRequestMs(bareUsed.nodeUser + bareUsed.nodeSystem, ceiling, bareUsed.wall)} ms`,
+        'CPU per request': `real: node ${perRequestMs(realUsed.nodeUser + realUsed.nodeSystem, measured)} ms + postgres ${perRequestMs(realUsed.postgres, measured)} ms; bare: node ${perRequestMs(bareUsed.nodeUser + bareUsed.nodeSystem, ceiling)} ms`,
       },
     });
   } finally {

@@ -43,7 +43,7 @@ export async function waitForSucceeded(
     const rows = await listProjectSummaries(service.watch, { ownerId: service.deps.ownerId, limit: 100, after: null, status: null });
     const mine = rows.filter((r) => wanted.has(r.id));
     const failed = mine.reduce((n, r) => n + r.failed, 0);
-    if (failed > 0) throw new Error(`${failed} slot(s) failed during the bench`);
+    if (failed > 0) throw new Error(`${failed} slot(s) failed during the bench: ${(await failures(service, ids)).join(' | ')}`);
     if (mine.length === wanted.size && mine.every((r) => r.succeeded === r.total)) return;
     overdue(`slots still unfinished: ${JSON.stringify(mine)}`);
     await sleep(options.everyMs);
@@ -55,4 +55,15 @@ export async function warmUp(service: BenchService, calls: () => number): Promis
   const expected = calls() + 80;
   const id = await postProject(service, 20, 4);
   await waitForSucceeded(service, [id], { everyMs: 10, lastSlotStarted: () => calls() >= expected });
+}
+
+/** The distinct errors of failed slots, as GET /projects/:id shows them. */
+async function failures(service: BenchService, ids: readonly string[]): Promise<string[]> {
+  const errors = new Set<string>();
+  for (const id of ids) {
+    const res = await service.app.request(`/projects/${id}`);
+    const project = (await res.json()) as { generatedOutput: { scenes: { images: { error: string | null }[] }[] } };
+    for (const scene of project.generatedOutput.scenes) for (const image of scene.images) if (image.error) errors.add(image.error);
+  }
+  return [...errors].slice(0, 5);
 }
