@@ -46,11 +46,25 @@ export function connect(url: string, poolSize: number): Pool {
   return postgres(url, {
     max: poolSize,
     onnotice: () => {},
-    // bigint columns (bytes, seed, counts) hold values far below 2^53: plain numbers.
-    types: { bigint: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) } },
+    types: {
+      // bigint columns (bytes, seed, counts) hold values far below 2^53: plain numbers.
+      bigint: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) },
+      // timestamptz stays PostgreSQL's text (UTC, microseconds): no Date round trip per
+      // value on hot reads, and keyset cursors keep their full precision. See toIso().
+      timestamptz: { to: 1184, from: [1184], serialize: (x: string | Date) => (x instanceof Date ? x.toISOString() : x), parse: (x: string) => x },
+    },
     transform: { ...postgres.camel, undefined: null },
-    connection: { application_name: 'sceneworks' },
+    connection: { application_name: 'sceneworks', TimeZone: 'UTC', DateStyle: 'ISO' },
   });
+}
+
+/**
+ * A timestamptz as PostgreSQL prints it in UTC ('2026-11-22 00:04:52.622913+00') to the
+ * API's ISO-8601 form with milliseconds ('2026-11-22T00:04:52.622Z').
+ */
+export function toIso(pg: string): string {
+  const fraction = pg[19] === '.' ? pg.slice(20, pg.indexOf('+', 20)).slice(0, 3).padEnd(3, '0') : '000';
+  return `${pg.slice(0, 10)}T${pg.slice(11, 19)}.${fraction}Z`;
 }
 
 export interface EmbeddedServer {

@@ -1,6 +1,6 @@
 import type { SceneImage } from '../domain/merge.ts';
 import type { ImageStatus } from '../domain/progress.ts';
-import type { Sql } from './database.ts';
+import { toIso, type Sql } from './database.ts';
 
 export interface NewSlot {
   sceneIndex: number;
@@ -26,8 +26,8 @@ export interface ImageRow {
   attempts: number;
   error: string | null;
   generation: number;
-  createdAt: Date;
-  updatedAt: Date;
+  createdAt: string;
+  updatedAt: string;
 }
 
 /** The notification channel that tells runners (of every replica) that slots were queued. */
@@ -96,8 +96,8 @@ export function toSceneImage(r: ImageRow): SceneImage {
     seed: r.seed,
     attempts: r.attempts,
     error: r.error,
-    createdAt: r.createdAt.toISOString(),
-    updatedAt: r.updatedAt.toISOString(),
+    createdAt: toIso(r.createdAt),
+    updatedAt: toIso(r.updatedAt),
   };
 }
 

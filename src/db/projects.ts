@@ -9,8 +9,9 @@ export interface ProjectRow {
   metadata: unknown;
   idempotencyKey: string | null;
   requestHash: string | null;
-  createdAt: Date;
-  updatedAt: Date;
+  /** PostgreSQL text, UTC (see toIso). */
+  createdAt: string;
+  updatedAt: string;
 }
 
 export interface NewProject {
@@ -82,8 +83,8 @@ export async function touchProject(sql: Sql, projectId: string): Promise<void> {
 export interface ProjectSummaryRow {
   id: string;
   title: string | null;
-  createdAt: Date;
-  updatedAt: Date;
+  createdAt: string;
+  updatedAt: string;
   total: number;
   queued: number;
   running: number;
@@ -94,7 +95,7 @@ export interface ProjectSummaryRow {
 export interface ListProjectsQuery {
   ownerId: string;
   limit: number;
-  after: { createdAt: Date; id: string } | null;
+  after: { createdAt: string; id: string } | null;
   status: string | null;
 }
 
@@ -124,7 +125,7 @@ export async function listProjectSummaries(sql: Sql, q: ListProjectsQuery): Prom
         FROM generated_images i WHERE i.content_creation_request_id = p.id
       ) c
       WHERE p.user_id = ${q.ownerId}
-        ${q.after ? sql`AND (p.created_at, p.id) < (${q.after.createdAt}, ${q.after.id})` : sql``}
+        ${q.after ? sql`AND (p.created_at, p.id) < (${q.after.createdAt}::timestamptz, ${q.after.id}::uuid)` : sql``}
       ORDER BY p.created_at DESC, p.id DESC
     ) page
     ${q.status ? sql`WHERE page.status = ${q.status}` : sql``}

@@ -59,32 +59,58 @@ export interface SucceededImage {
   sha256: string;
 }
 
+export interface SlotFence {
+  id: string;
+  generation: number;
+  attempts: number;
+}
+
+export interface CommitResult {
+  committed: boolean;
+  /** The storage key of the image this one replaced, to remove after commit. */
+  previousKey: string | null;
+}
+
 /**
- * Commits a generated image to its slot, only if this worker's claim is still the current
- * one (fenced by locked_by, generation and attempts). Returns whether it committed and the
- * storage key of the image it replaced (to remove after commit).
+ * Commits generated images to their slots, in one statement for N slots. Each commits only
+ * if this worker's claim on it is still the current one (fenced by locked_by, generation
+ * and attempts); results are in the order of `items`. Rows are locked in id order, so two
+ * concurrent batches can never deadlock.
  */
-export async function markImageSucceeded(
+export async function markImagesSucceeded(
   sql: Sql,
-  slot: { id: string; workerId: string; generation: number; attempts: number },
-  image: SucceededImage,
-): Promise<{ committed: boolean; previousKey: string | null }> {
-  const rows = await sql<{ previousKey: string | null }[]>`
-    WITH current AS (
-      SELECT id, storage_key FROM generated_images
-      WHERE id = ${slot.id} AND locked_by = ${slot.workerId} AND generation = ${slot.generation}
-        AND attempts = ${slot.attempts} AND status = 'running'
-      FOR UPDATE
+  workerId: string,
+  items: readonly { slot: SlotFence; image: SucceededImage }[],
+): Promise<CommitResult[]> {
+  if (items.length === 0) return [];
+  const col = <T>(f: (x: { slot: SlotFence; image: SucceededImage }) => T) => items.map(f);
+  const rows = await sql<{ id: string; previousKey: string | null }[]>`
+    WITH input AS (
+      SELECT * FROM unnest(
+        ${col((x) => x.slot.id)}::uuid[], ${col((x) => x.slot.generation)}::int[], ${col((x) => x.slot.attempts)}::int[],
+        ${col((x) => x.image.url)}::text[], ${col((x) => x.image.storageKey)}::text[], ${col((x) => x.image.fullPrompt)}::text[],
+        ${col((x) => x.image.provider)}::text[], ${col((x) => x.image.model)}::text[], ${col((x) => x.image.seed)}::bigint[],
+        ${col((x) => x.image.width)}::int[], ${col((x) => x.image.height)}::int[], ${col((x) => x.image.mimeType)}::text[],
+        ${col((x) => x.image.bytes)}::bigint[], ${col((x) => x.image.sha256)}::text[]
+      ) AS i(id, generation, attempts, url, storage_key, full_prompt, provider, model, seed, width, height, mime_type, bytes, sha256)
+    ), current AS (
+      SELECT g.id, g.storage_key FROM generated_images g JOIN input i ON i.id = g.id
+      WHERE g.locked_by = ${workerId} AND g.generation = i.generation AND g.attempts = i.attempts AND g.status = 'running'
+      ORDER BY g.id
+      FOR UPDATE OF g
     )
     UPDATE generated_images g
-    SET status = 'succeeded', image_url = ${image.url}, storage_key = ${image.storageKey},
-        full_prompt = ${image.fullPrompt}, provider = ${image.provider}, model = ${image.model}, seed = ${image.seed},
-        width = ${image.width}, height = ${image.height}, mime_type = ${image.mimeType}, bytes = ${image.bytes},
-        sha256 = ${image.sha256}, error = NULL, locked_by = NULL, locked_until = NULL, updated_at = now()
-    FROM current WHERE g.id = current.id
-    RETURNING current.storage_key AS previous_key`;
-  const row = rows[0];
-  return row ? { committed: true, previousKey: row.previousKey } : { committed: false, previousKey: null };
+    SET status = 'succeeded', image_url = i.url, storage_key = i.storage_key, full_prompt = i.full_prompt,
+        provider = i.provider, model = i.model, seed = i.seed, width = i.width, height = i.height,
+        mime_type = i.mime_type, bytes = i.bytes, sha256 = i.sha256, error = NULL,
+        locked_by = NULL, locked_until = NULL, updated_at = now()
+    FROM input i, current c
+    WHERE g.id = i.id AND c.id = i.id
+    RETURNING g.id, c.storage_key AS previous_key`;
+  const byId = new Map(rows.map((r) => [r.id, r.previousKey]));
+  return items.map(({ slot }) =>
+    byId.has(slot.id) ? { committed: true, previousKey: byId.get(slot.id) ?? null } : { committed: false, previousKey: null },
+  );
 }
 
 /**
@@ -93,7 +119,8 @@ export async function markImageSucceeded(
  */
 export async function markImageFailed(
   sql: Sql,
-  slot: { id: string; workerId: string; generation: number; attempts: number },
+  workerId: string,
+  slot: SlotFence,
   failure: { error: string; provider: string; fullPrompt: string | null },
 ): Promise<boolean> {
   const result = await sql`
@@ -101,7 +128,7 @@ export async function markImageFailed(
     SET status = 'failed', error = ${failure.error}, provider = ${failure.provider},
         full_prompt = coalesce(${failure.fullPrompt}, full_prompt),
         locked_by = NULL, locked_until = NULL, updated_at = now()
-    WHERE id = ${slot.id} AND locked_by = ${slot.workerId} AND generation = ${slot.generation}
+    WHERE id = ${slot.id} AND locked_by = ${workerId} AND generation = ${slot.generation}
       AND attempts = ${slot.attempts} AND status = 'running'`;
   return result.count === 1;
 }

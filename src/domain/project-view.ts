@@ -1,3 +1,4 @@
+import { toIso } from '../db/database.ts';
 import type { ProjectRow } from '../db/projects.ts';
 import { mergeScenes, type GeneratedOutputView, type SceneImage } from './merge.ts';
 import { countProgress, projectStatus, type Progress, type ProjectStatus } from './progress.ts';
@@ -38,13 +39,13 @@ export function settingsOf(stored: Record<string, unknown> | null): ProjectSetti
 /** The project as GET /projects/:id shows it. Pure. */
 export function projectView(row: ProjectRow, images: readonly SceneImage[]): ProjectView {
   const progress = countProgress(images.map((i) => i.status));
-  let updatedAt = row.updatedAt.toISOString();
+  let updatedAt = toIso(row.updatedAt);
   for (const image of images) if (image.updatedAt > updatedAt) updatedAt = image.updatedAt;
   return {
     id: row.id,
     title: row.title,
     status: projectStatus(progress),
-    createdAt: row.createdAt.toISOString(),
+    createdAt: toIso(row.createdAt),
     updatedAt,
     settings: settingsOf(row.settings),
     metadata: row.metadata ?? null,

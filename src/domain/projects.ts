@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import type { Pool, Sql } from '../db/database.ts';
+import { toIso, type Pool, type Sql } from '../db/database.ts';
 import {
   deleteSurplusSlots,
   insertLegacyImages,
@@ -145,8 +145,8 @@ export async function listProjects(
       title: r.title,
       status: projectStatus(progress),
       progress,
-      createdAt: r.createdAt.toISOString(),
-      updatedAt: r.updatedAt.toISOString(),
+      createdAt: toIso(r.createdAt),
+      updatedAt: toIso(r.updatedAt),
     };
   });
   const last = page[page.length - 1];
@@ -154,17 +154,19 @@ export async function listProjects(
   return { items, nextCursor };
 }
 
-function encodeCursor(createdAt: Date, id: string): string {
-  // Microseconds matter: two projects created in the same millisecond must not be skipped.
-  return Buffer.from(JSON.stringify([createdAt.toISOString(), id])).toString('base64url');
+/** The cursor keeps PostgreSQL's microseconds: projects created in the same millisecond are never skipped. */
+function encodeCursor(createdAt: string, id: string): string {
+  return Buffer.from(JSON.stringify([createdAt, id])).toString('base64url');
 }
 
-function decodeCursor(cursor: string): { createdAt: Date; id: string } {
+const PG_TIMESTAMP = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})?\+00$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function decodeCursor(cursor: string): { createdAt: string; id: string } {
   try {
     const [createdAt, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown[];
-    const date = new Date(String(createdAt));
-    if (typeof id !== 'string' || !/^[0-9a-f-]{36}$/i.test(id) || Number.isNaN(date.getTime())) throw new Error('bad cursor');
-    return { createdAt: date, id };
+    if (typeof createdAt !== 'string' || !PG_TIMESTAMP.test(createdAt) || typeof id !== 'string' || !UUID.test(id)) throw new Error('bad cursor');
+    return { createdAt, id };
   } catch {
     throw new AppError('VALIDATION_FAILED', 'invalid cursor', [{ path: ['cursor'], message: 'not a cursor returned by this API' }]);
   }

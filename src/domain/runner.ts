@@ -1,21 +1,26 @@
 import { createHash, randomInt } from 'node:crypto';
 import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import pLimit from 'p-limit';
-import type { Pool, Sql } from '../db/database.ts';
+import type { Pool } from '../db/database.ts';
 import { QUEUE_CHANNEL } from '../db/images.ts';
 import {
   claimQueuedSlots,
   extendLeases,
   markImageFailed,
-  markImageSucceeded,
+  markImagesSucceeded,
   recoverExpiredLeases,
   releaseLeases,
   type ClaimedSlot,
+  type CommitResult,
+  type SlotFence,
+  type SucceededImage,
 } from '../db/queue.ts';
 import type { Logger } from '../log.ts';
 import type { ImageProvider } from '../providers/provider.ts';
 import type { ObjectStore } from '../storage/store.ts';
 import { ASPECT_RATIOS, IMAGE_SIZES, type AspectRatio } from './aspect-ratio.ts';
+import { createBatcher } from './batcher.ts';
 import { fullPromptOf } from './prompt.ts';
 import { imageKey } from './storage-key.ts';
 
@@ -25,6 +30,7 @@ export interface RunnerOptions {
   defaultProvider: string;
   store: ObjectStore;
   log: Logger;
+  /** Provider calls in flight at once. */
   concurrency: number;
   leaseMs: number;
   pollIntervalMs: number;
@@ -46,17 +52,49 @@ export interface Runner {
   inFlight(): number;
 }
 
+/** Rejects with the signal's reason as soon as it aborts, whatever `p` does. */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
+}
+
+/** Commits that fail on a database error are retried this many times before the lease is left to expire. */
+const COMMIT_TRIES = 6;
+const COMMIT_BATCH = 100;
+
 /**
- * The queue is the generated_images table. The runner claims queued slots in batches
- * (never more than it has free capacity for, so it never sits on leases it cannot work
- * on), runs them under p-limit, and writes every outcome to the slot's row. It never holds
- * a transaction or a pooled connection across a provider call.
+ * The queue is the generated_images table. The runner claims queued slots in batches and
+ * holds at most two waves of them (`concurrency` at the provider, up to `concurrency` more
+ * claimed ahead or being stored and committed), so the provider never waits on our own
+ * bookkeeping. Provider calls run under p-limit(concurrency). Successes are committed in
+ * set-based batches; every outcome is written to the slot's row. No transaction or pooled
+ * connection is ever held across a provider call.
  */
 export function createRunner(o: RunnerOptions): Runner {
   const workerId = o.workerId ?? `${hostname()}:${process.pid}:${randomInt(1e9).toString(36)}`;
-  const limit = pLimit(o.concurrency);
+  const providerLimit = pLimit(o.concurrency);
+  const maxHeld = o.concurrency * 2;
   const held = new Map<string, AbortController>();
+  /** Claimed slots queued behind p-limit, whose provider call has not started. */
+  const waiting = new Set<string>();
   const tasks = new Set<Promise<void>>();
+  const commit = createBatcher<{ slot: SlotFence; image: SucceededImage }, CommitResult>(
+    (items) => markImagesSucceeded(o.sql, workerId, items),
+    COMMIT_BATCH,
+  );
   let running = false;
   let loop: Promise<void> | undefined;
   let wakeUp: (() => void) | undefined;
@@ -96,26 +134,17 @@ export function createRunner(o: RunnerOptions): Runner {
           const recovered = await recoverExpiredLeases(o.sql, o.maxAttempts);
           if (recovered.requeued + recovered.failed > 0) o.log.warn(recovered, 'recovered slots whose lease expired');
         }
-        const free = o.concurrency - limit.activeCount - limit.pendingCount;
+        const free = maxHeld - held.size;
         if (free > 0) {
           const slots = await claimQueuedSlots(o.sql, workerId, free, o.leaseMs);
           failures = 0;
-          for (const slot of slots) {
-            const controller = new AbortController();
-            held.set(slot.id, controller);
-            const task = limit(() => runSlot(slot, controller.signal)).finally(() => {
-              held.delete(slot.id);
-              tasks.delete(task);
-              wake();
-            });
-            tasks.add(task);
-          }
+          for (const slot of slots) start(slot);
           if (slots.length === free) continue; // there may be more: claim again as capacity frees
         }
         await idle(o.pollIntervalMs);
       } catch (err) {
-        // The database is unreachable or failing: back off and try again; nothing is lost,
-        // since unclaimed slots stay queued and claimed ones come back when their lease expires.
+        // The database is unreachable or failing: back off and try again. Nothing is lost:
+        // unclaimed slots stay queued, claimed ones come back when their lease expires.
         failures += 1;
         const backoff = Math.min(o.pollIntervalMs * 2 ** Math.min(failures, 6), 30_000);
         o.log.error({ err, backoffMs: backoff }, 'runner could not reach the queue');
@@ -124,8 +153,19 @@ export function createRunner(o: RunnerOptions): Runner {
     }
   }
 
+  function start(slot: ClaimedSlot) {
+    const controller = new AbortController();
+    held.set(slot.id, controller);
+    const task = runSlot(slot, controller.signal).finally(() => {
+      held.delete(slot.id);
+      tasks.delete(task);
+      wake();
+    });
+    tasks.add(task);
+  }
+
   async function runSlot(slot: ClaimedSlot, signal: AbortSignal): Promise<void> {
-    const fence = { id: slot.id, workerId, generation: slot.generation, attempts: slot.attempts };
+    const fence: SlotFence = { id: slot.id, generation: slot.generation, attempts: slot.attempts };
     const settings = slot.settings ?? {};
     const providerName = typeof settings.provider === 'string' ? settings.provider : o.defaultProvider;
     const style = typeof settings.style === 'string' ? settings.style : null;
@@ -138,12 +178,19 @@ export function createRunner(o: RunnerOptions): Runner {
     try {
       const provider = o.providers.get(providerName);
       if (!provider) throw new Error(`provider "${providerName}" is not configured on this server`);
+      if (prompt.trim() === '') throw new Error('the scene has no prompt');
       const { width, height } = IMAGE_SIZES[aspectRatio];
-      const image = await provider.generate({ prompt, fullPrompt, aspectRatio, width, height, seed: randomInt(2 ** 31 - 1), model, signal });
+      waiting.add(slot.id);
+      const call = providerLimit(() => {
+        waiting.delete(slot.id);
+        signal.throwIfAborted();
+        return provider.generate({ prompt, fullPrompt, aspectRatio, width, height, seed: randomInt(2 ** 31 - 1), model, signal });
+      });
+      const image = await untilAborted(call, signal).finally(() => waiting.delete(slot.id));
       const key = imageKey({ ...slot, attempt: slot.attempts, mimeType: image.mimeType });
       const { url } = await o.store.put(key, image.bytes, image.mimeType);
       storedKey = key;
-      const result = await markImageSucceeded(o.sql, fence, {
+      const succeeded: SucceededImage = {
         url,
         storageKey: key,
         fullPrompt,
@@ -155,28 +202,68 @@ export function createRunner(o: RunnerOptions): Runner {
         mimeType: image.mimeType,
         bytes: image.bytes.byteLength,
         sha256: createHash('sha256').update(image.bytes).digest('hex'),
-      });
+      };
+      const result = await withDatabaseRetries(() => commit({ slot: fence, image: succeeded }), log);
+      if (!result) {
+        // The database stayed unreachable: our lease will expire and the slot is retried.
+        await removeQuietly(key, log);
+        return;
+      }
       if (!result.committed) {
-        // Our claim was superseded (regenerated, or our lease expired and someone else has
-        // the slot): the object we uploaded must never be referenced.
+        // Our claim was superseded (regenerated, or our lease expired and another worker
+        // has the slot): the object we uploaded must never be referenced.
         log.warn('claim superseded before commit; discarding our image');
-        await o.store.remove([key]);
+        await removeQuietly(key, log);
         return;
       }
       log.debug({ url }, 'image succeeded');
       if (result.previousKey && result.previousKey !== key) await removeQuietly(result.previousKey, log);
     } catch (err) {
+      if (signal.aborted && !running) return; // shutting down: the slot was handed back
       const message = err instanceof Error ? err.message : String(err);
       log.warn({ err }, 'image failed');
-      try {
-        const recorded = await markImageFailed(o.sql, fence, { error: message, provider: providerName, fullPrompt });
-        if (!recorded) log.warn('claim superseded before the failure could be recorded');
-      } catch (dbErr) {
-        // The failure could not be written: the lease will expire and the slot is retried.
-        log.error({ err: dbErr }, 'could not record the failure; the slot will be retried when its lease expires');
-      }
+      const recorded = await withDatabaseRetries(
+        () => markImageFailed(o.sql, workerId, fence, { error: message, provider: providerName, fullPrompt }),
+        log,
+      );
+      if (recorded === false) log.warn('claim superseded before the failure could be recorded');
       if (storedKey) await removeQuietly(storedKey, log);
     }
+  }
+
+  /**
+   * A database error while recording an outcome is not the image's failure: retry with
+   * backoff while we still hold the slot. Undefined when we gave up (the lease expires and
+   * the slot is retried by whoever claims it next).
+   */
+  async function withDatabaseRetries<T>(write: () => Promise<T>, log: Logger): Promise<T | undefined> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await write();
+      } catch (err) {
+        if (attempt >= COMMIT_TRIES || !running) {
+          log.error({ err }, 'could not record the outcome; the slot will be retried when its lease expires');
+          return undefined;
+        }
+        await sleep(Math.min(100 * 2 ** attempt, 5_000));
+      }
+    }
+  }
+
+  /**
+   * Gives slots back to the queue, then aborts their work. The leases MUST go back BEFORE
+   * the abort: once released, the fence (locked_by) turns every late write of ours into a
+   * no-op, so an aborted call cannot mark its slot failed and a late success cannot win
+   * over the next worker.
+   */
+  async function handBack(ids: string[], why: string) {
+    if (ids.length === 0) return;
+    const released = await releaseLeases(o.sql, workerId, ids).catch((err) => {
+      o.log.error({ err }, 'could not release leases; they will expire');
+      return 0;
+    });
+    for (const id of ids) held.get(id)?.abort(new Error('shutting down'));
+    o.log.info({ released, why }, 'handed unfinished slots back to the queue');
   }
 
   async function removeQuietly(key: string, log: Logger) {
@@ -214,21 +301,15 @@ export function createRunner(o: RunnerOptions): Runner {
       wake();
       await unlisten?.().catch(() => {});
       await loop;
+      // Slots still waiting for the provider are handed back at once; the rest get the grace period.
+      providerLimit.clearQueue();
+      await handBack([...waiting], 'not started');
       const drained = Promise.allSettled([...tasks]);
-      const timedOut = await Promise.race([drained.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), graceMs).unref())]);
-      if (timedOut) {
-        const ids = [...held.keys()];
-        limit.clearQueue();
-        // Give the leases back BEFORE aborting: once released, the fence (locked_by) makes
-        // every late write of ours a no-op, so an aborted call cannot mark its slot failed
-        // and a late success cannot win over the next worker.
-        const released = await releaseLeases(o.sql, workerId, ids).catch((err) => {
-          o.log.error({ err }, 'could not release leases; they will expire');
-          return 0;
-        });
-        for (const controller of held.values()) controller.abort(new Error('shutting down'));
-        o.log.info({ released }, 'released unfinished slots back to the queue');
-      }
+      const timedOut = await Promise.race([
+        drained.then(() => false),
+        new Promise<boolean>((r) => setTimeout(() => r(true), graceMs).unref()),
+      ]);
+      if (held.size > 0) await handBack([...held.keys()], timedOut ? 'grace period over' : 'unfinished');
       clearInterval(heartbeat);
     },
   };

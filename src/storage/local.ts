@@ -1,5 +1,5 @@
-import { createHash, randomUUID } from 'node:crypto';
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, open, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { ObjectStore } from './store.ts';
 
@@ -30,6 +30,13 @@ export interface LocalObjectStore extends ObjectStore {
 export function createLocalStore(options: { root: string; publicBaseUrl: string }): LocalObjectStore {
   const root = path.resolve(options.root);
   const base = options.publicBaseUrl.replace(/\/+$/, '');
+  /** Directories known to exist, so a put costs no mkdir; bounded, it is only a cache. */
+  const knownDirs = new Set<string>();
+  async function ensureDir(dir: string) {
+    await mkdir(dir, { recursive: true });
+    if (knownDirs.size >= 10_000) knownDirs.clear();
+    knownDirs.add(dir);
+  }
 
   function resolve(key: string): string | undefined {
     const segments = key.split('/');
@@ -44,17 +51,22 @@ export function createLocalStore(options: { root: string; publicBaseUrl: string 
     async put(key, bytes, _contentType) {
       const file = resolve(key);
       if (!file) throw new Error(`invalid storage key: ${key}`);
-      await mkdir(path.dirname(file), { recursive: true });
-      // Write then rename: a reader sees the whole file or none of it.
-      const tmp = `${file}.${randomUUID()}.tmp`;
-      const handle = await open(tmp, 'w');
+      const dir = path.dirname(file);
+      if (!knownDirs.has(dir)) await ensureDir(dir);
+      // Straight to the final name, exclusively: keys are never reused, and no client can
+      // learn a key before its row commits, which happens only after this returns. A crash
+      // mid-write leaves a file under a key that no row will ever reference.
+      const handle = await open(file, 'wx').catch(async (err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+        await ensureDir(dir); // removed behind our back
+        return open(file, 'wx');
+      });
       try {
         await handle.writeFile(bytes);
         await handle.sync();
       } finally {
         await handle.close();
       }
-      await rename(tmp, file);
       return { url: `${base}/files/${key}` };
     },
     async remove(keys) {
