@@ -27,7 +27,7 @@ export function createApp(deps: Deps) {
   app.route(
     '/',
     projectRoutes({
-      projects: { sql: deps.db.sql, store: deps.store, log: deps.log, wake: () => deps.runner.wake() },
+      projects: { sql: deps.db.sql, store: deps.store, log: deps.log, cache: deps.projectCache, wake: () => deps.runner.wake() },
       providerNames: [...deps.providers.keys()],
       defaultProvider: deps.config.IMAGE_PROVIDER,
     }),

@@ -22,6 +22,7 @@ export const ConfigSchema = z.object({
   SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
   MAX_BODY_BYTES: int(1_024, 64 * 1024 * 1024).default(4 * 1024 * 1024),
   MAX_ATTEMPTS: int(1, 100).default(3),
+  PROJECT_CACHE_MB: int(0, 65_536).default(64),
   RUNNER: z.enum(['on', 'off']).default('on'),
 });
 

@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Config } from './config.ts';
 import { openDatabase, type Database } from './db/database.ts';
 import { migrate } from './db/migrate.ts';
+import { createProjectCache, type ProjectCache } from './domain/project-cache.ts';
 import { createRunner, type Runner } from './domain/runner.ts';
 import type { Logger } from './log.ts';
 import { createLocalProvider } from './providers/local.ts';
@@ -18,6 +19,7 @@ export interface Deps {
   store: LocalObjectStore;
   providers: ReadonlyMap<string, ImageProvider>;
   runner: Runner;
+  projectCache: ProjectCache;
   ownerId: string;
   close(): Promise<void>;
 }
@@ -62,6 +64,7 @@ export async function createDeps(config: Config, log: Logger, overrides: { provi
     store,
     providers,
     runner,
+    projectCache: createProjectCache({ maxBytes: config.PROJECT_CACHE_MB * 1024 * 1024, maxAgeMs: 60_000 }),
     ownerId: LOCAL_OWNER_ID,
     async close() {
       await runner.stop(config.SHUTDOWN_GRACE_MS);

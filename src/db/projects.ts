@@ -132,3 +132,21 @@ export async function listProjectSummaries(sql: Sql, q: ListProjectsQuery): Prom
     ORDER BY page.created_at DESC, page.id DESC
     LIMIT ${q.limit}`;
 }
+
+/**
+ * A version of everything GET /projects/:id shows, in one cheap query (no row is decoded):
+ * the project row's xmin, and the count and the sum of the xmins of its image rows.
+ * Invariant: any committed insert, update or delete of those rows changes it. An insert or
+ * update writes a tuple whose xmin is its transaction's id, newer than every xmin already
+ * committed; so with the count unchanged, the sum strictly grows. Undefined when the
+ * project does not exist for this owner.
+ */
+export async function findProjectVersion(sql: Sql, ownerId: string, id: string): Promise<string | undefined> {
+  const rows = await sql<{ version: string }[]>`
+    SELECT p.xmin::text || ':' || (
+      SELECT count(*) || ':' || coalesce(sum(i.xmin::text::bigint), 0)
+      FROM generated_images i WHERE i.content_creation_request_id = p.id
+    ) AS version
+    FROM content_creation_requests p WHERE p.id = ${id} AND p.user_id = ${ownerId}`;
+  return rows[0]?.version;
+}

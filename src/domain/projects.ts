@@ -15,6 +15,7 @@ import {
 import {
   findProject,
   findProjectByIdempotencyKey,
+  findProjectVersion,
   insertProject,
   listProjectSummaries,
   lockProject,
@@ -26,12 +27,15 @@ import {
 import type { Logger } from '../log.ts';
 import type { ObjectStore } from '../storage/store.ts';
 import { AppError, notFound } from './errors.ts';
+import type { ProjectCache } from './project-cache.ts';
 import { projectStatus, type ProjectStatus } from './progress.ts';
 import { projectView, settingsOf, type ProjectView } from './project-view.ts';
 import { promptOf, sceneIndexOf, scenesOf } from './scene-index.ts';
 
 export interface ProjectsContext {
   sql: Pool;
+  /** Serialized answers of GET /projects/:id, checked against the project's version on every read. */
+  cache?: ProjectCache | undefined;
   store: ObjectStore;
   log: Logger;
   /** Tells this process's runner that slots were queued. */
@@ -114,6 +118,25 @@ export async function getProject(ctx: Pick<ProjectsContext, 'sql'>, ownerId: str
   const row = await findProject(ctx.sql, ownerId, id);
   if (!row) throw notFound('project');
   return viewOf(ctx.sql, row);
+}
+
+/**
+ * GET /projects/:id as serialized JSON, with its version (for ETag). Reads the version
+ * first, then the data, so cached data is never older than the version it is filed under;
+ * a later change gives a new version and the next read misses.
+ */
+export async function readProjectJson(
+  ctx: Pick<ProjectsContext, 'sql' | 'cache'>,
+  ownerId: string,
+  id: string,
+): Promise<{ json: string; version: string }> {
+  const version = await findProjectVersion(ctx.sql, ownerId, id);
+  if (version === undefined) throw notFound('project');
+  const cached = ctx.cache?.get(id, version);
+  if (cached !== undefined) return { json: cached, version };
+  const json = JSON.stringify(await getProject(ctx, ownerId, id));
+  ctx.cache?.set(id, version, json);
+  return { json, version };
 }
 
 async function viewOf(sql: Sql, row: ProjectRow): Promise<ProjectView> {

@@ -154,3 +154,27 @@ describe('GET /projects', () => {
     }
   });
 });
+
+describe('GET /projects/:id caching', () => {
+  it('answers 304 to its ETag, and never serves a stale answer after any change to the rows', async () => {
+    const created = await t.call('POST', '/projects', { scenes: [{ prompt: 'cache me' }], imagesPerScene: 2 });
+    const done = await t.waitForProject(created.body.id);
+    const first = await t.app.request(`/projects/${done.id}`);
+    const etag = first.headers.get('etag')!;
+    expect(etag).toMatch(/^W\/".+"$/);
+    expect((await t.app.request(`/projects/${done.id}`, { headers: { 'if-none-match': etag } })).status).toBe(304);
+
+    // A change made outside this process (another replica, an operator) is seen at once.
+    await t.db.sql`UPDATE generated_images SET error = 'edited elsewhere' WHERE content_creation_request_id = ${done.id} AND image_index = 1`;
+    const after = await t.call('GET', `/projects/${done.id}`);
+    expect(after.headers.get('etag')).not.toBe(etag);
+    expect(after.body.generatedOutput.scenes[0].images[1].error).toBe('edited elsewhere');
+
+    // A deleted row, then a stored-JSON edit, too.
+    await t.db.sql`DELETE FROM generated_images WHERE content_creation_request_id = ${done.id} AND image_index = 1`;
+    expect((await t.call('GET', `/projects/${done.id}`)).body.generatedOutput.scenes[0].imageUrls).toHaveLength(1);
+    await t.db.sql`UPDATE content_creation_requests SET title = 'renamed' WHERE id = ${done.id}`;
+    expect((await t.call('GET', `/projects/${done.id}`)).body.title).toBe('renamed');
+    expect((await t.call('GET', `/project/${done.id}`)).body.title).toBe('renamed');
+  });
+});

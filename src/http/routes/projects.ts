@@ -1,10 +1,11 @@
+import { createHash } from 'node:crypto';
 import { createRoute, OpenAPIHono, type z } from '@hono/zod-openapi';
 import { AppError } from '../../domain/errors.ts';
 import {
   createProject,
   generateMissing,
-  getProject,
   listProjects,
+  readProjectJson,
   regenerateScene,
   type ProjectsContext,
 } from '../../domain/projects.ts';
@@ -88,9 +89,14 @@ export function projectRoutes(deps: ProjectRoutesDeps) {
         path,
         summary: path.startsWith('/project/') ? 'Same as GET /projects/{id} (legacy path)' : 'A project with its scenes merged with their images',
         request: { params: ProjectIdParam },
-        responses: { 200: projectResponse('The project'), 404: errors[404] },
+        responses: { 200: projectResponse('The project'), 304: { description: 'Not modified since the ETag sent in If-None-Match' }, 404: errors[404] },
       }),
-      async (c) => c.json((await getProject(deps.projects, c.get('ownerId'), c.req.valid('param').id)) as z.infer<typeof Project>, 200),
+      async (c) => {
+        const { json, version } = await readProjectJson(deps.projects, c.get('ownerId'), c.req.valid('param').id);
+        const etag = `W/"${createHash('sha256').update(version).digest('base64url').slice(0, 22)}"`;
+        if (c.req.header('if-none-match') === etag) return c.body(null, 304, { ETag: etag });
+        return c.body(json, 200, { 'Content-Type': 'application/json', ETag: etag, 'Cache-Control': 'no-cache' }) as never;
+      },
     );
   }
 
