@@ -39,8 +39,9 @@ try {
   measurements.push(await measurePipeline(pg, png));
   progress(`2/3 throughput (5,000 slots, zero-latency provider, concurrency ${throughputConcurrency})`);
   measurements.push(await measureThroughput(pg, png, throughputConcurrency));
-  progress(`3/3 GET /projects/:id under autocannon (${httpSeconds} s per server)`);
-  measurements.push(await measureProjectReads(pg, png, httpSeconds));
+  progress(`3/3 GET /projects/:id under autocannon (${httpSeconds} s per server), project cache off, then on`);
+  measurements.push(await measureProjectReads(pg, png, httpSeconds, false));
+  measurements.push(await measureProjectReads(pg, png, httpSeconds, true));
 } catch (err) {
   console.error('bench: the run crashed:', err);
   process.exitCode = 1;

@@ -40,6 +40,12 @@ export async function createDeps(config: Config, log: Logger, overrides: { provi
   });
   try {
     await migrate(db.url, log);
+    const [row] = await db.sql<{ maxConnections: number }[]>`SELECT current_setting('max_connections')::int AS max_connections`;
+    const poolSize = config.DATABASE_POOL_SIZE ?? 20;
+    if (row && poolSize > row.maxConnections - 3) {
+      // Connections past the server's limit fail with "too many clients": say so now, not under load.
+      log.warn({ poolSize, maxConnections: row.maxConnections }, 'DATABASE_POOL_SIZE exceeds what the server accepts; lower it');
+    }
   } catch (err) {
     await db.close();
     throw err;

@@ -63,14 +63,19 @@ async function autocannon(url: string, seconds: number, connections: number): Pr
 const perRequestMs = (cpuSeconds: number, load: Load) => ((cpuSeconds * 1000) / load.requests).toFixed(3);
 
 /**
- * 3. GET /projects/:id of a finished 100 × 4 project through the whole service (routing,
- * middleware, two queries, merging rows into scenes, JSON), against a bare Hono server that
- * sends the very same JSON from memory: the most any handler could do with this body.
+ * 3. GET /projects/:id of a finished 100 × 4 project through the whole service, against a
+ * bare Hono server that sends the very same JSON object from memory (c.json). Measured twice:
+ * with the project cache off (every request: two queries, merging 400 rows, serializing)
+ * and on (one version query, then the serialized answer).
  */
-export async function measureProjectReads(pg: BenchPostgres, png: Uint8Array, seconds: number): Promise<Measurement> {
+export async function measureProjectReads(pg: BenchPostgres, png: Uint8Array, seconds: number, cache: boolean): Promise<Measurement> {
   const connections = 20;
   const provider = constantProvider(png, 0);
-  const service = await startService(pg, 'reads', provider, { GENERATION_CONCURRENCY: '32', DATABASE_POOL_SIZE: '20' });
+  const service = await startService(pg, cache ? 'reads_cached' : 'reads_uncached', provider, {
+    GENERATION_CONCURRENCY: '32',
+    DATABASE_POOL_SIZE: '20',
+    PROJECT_CACHE_MB: cache ? '64' : '0',
+  });
   let real: Listening | undefined;
   let bare: Listening | undefined;
   try {
@@ -101,7 +106,7 @@ export async function measureProjectReads(pg: BenchPostgres, png: Uint8Array, se
       throw new Error(`HTTP errors under load: real ${JSON.stringify(measured)}, bare ${JSON.stringify(ceiling)}`);
     }
     return judge({
-      name: 'GET /projects/:id (100 × 4, done)',
+      name: `GET /projects/:id (100 × 4, done), cache ${cache ? 'on' : 'off'}`,
       unit: 'req/s',
       measured: measured.requestsPerSecond,
       baseline: { label: 'ceiling: bare Hono, same JSON from memory', value: ceiling.requestsPerSecond },
