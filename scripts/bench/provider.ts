@@ -18,6 +18,7 @@ export function constantProvider(png: Uint8Array, latencyMs: number, size = 64):
   let calls = 0;
   return {
     name: 'local',
+    defaultModel: null,
     calls: () => calls,
     async generate(request): Promise<GeneratedImage> {
       calls += 1;

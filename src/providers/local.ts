@@ -15,6 +15,7 @@ export interface LocalProviderOptions {
 export function createLocalProvider(options: LocalProviderOptions): ImageProvider {
   return {
     name: 'local',
+    defaultModel: null,
     async generate(request: GenerateRequest): Promise<GeneratedImage> {
       if (options.delayMs > 0) await sleep(options.delayMs, undefined, { signal: request.signal });
       const bytes = await sharp(Buffer.from(renderSvg(request))).png({ compressionLevel: 6 }).toBuffer();

@@ -12,6 +12,7 @@ export function gatedLocalProvider() {
   let waiting = 0;
   const provider: ImageProvider = {
     name: 'local',
+    defaultModel: null,
     async generate(request) {
       calls.push(request);
       if (gate) {
