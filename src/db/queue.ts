@@ -46,7 +46,7 @@ export async function extendLeases(sql: Sql, workerId: string, ids: readonly str
 }
 
 export interface SucceededImage {
-  url: string;
+  url: string | null;
   storageKey: string;
   fullPrompt: string;
   provider: string;
