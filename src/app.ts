@@ -23,7 +23,7 @@ export function createApp(deps: Deps) {
   );
 
   app.route('/', opsRoutes(deps.db.sql));
-  app.route('/', fileRoutes(deps.store));
+  if (deps.localStore) app.route('/', fileRoutes(deps.localStore));
   app.route(
     '/',
     projectRoutes({

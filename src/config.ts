@@ -4,27 +4,75 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
+const PROVIDERS = ['local', 'openai', 'replicate', 'gemini', 'stability'] as const;
+export type ProviderName = (typeof PROVIDERS)[number];
+
+const optionalUrl = z.url({ protocol: /^https?$/ }).optional();
+const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+
 /** The environment, validated once at start. Nothing else reads process.env. */
-export const ConfigSchema = z.object({
-  PORT: int(0, 65535).default(3000),
-  HOST: z.string().min(1).default('127.0.0.1'),
-  DATA_DIR: z.string().min(1).default('.data'),
-  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
-  DATABASE_POOL_SIZE: int(2, 200).optional(),
-  PUBLIC_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
-  GENERATION_CONCURRENCY: int(1, 1000).default(8),
-  IMAGE_PROVIDER: z.enum(['local']).default('local'),
-  LOCAL_PROVIDER_DELAY_MS: int(0, 600_000).default(0),
-  STORAGE: z.enum(['local']).default('local'),
-  LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
-  LEASE_MS: int(1_000, 3_600_000).default(30_000),
-  POLL_INTERVAL_MS: int(10, 60_000).default(1_000),
-  SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
-  MAX_BODY_BYTES: int(1_024, 64 * 1024 * 1024).default(4 * 1024 * 1024),
-  MAX_ATTEMPTS: int(1, 100).default(3),
-  PROJECT_CACHE_MB: int(0, 65_536).default(64),
-  RUNNER: z.enum(['on', 'off']).default('on'),
-});
+export const ConfigSchema = z
+  .object({
+    PORT: int(0, 65535).default(3000),
+    HOST: z.string().min(1).default('127.0.0.1'),
+    DATA_DIR: z.string().min(1).default('.data'),
+    DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
+    DATABASE_POOL_SIZE: int(2, 200).optional(),
+    PUBLIC_BASE_URL: optionalUrl,
+    GENERATION_CONCURRENCY: int(1, 1000).default(8),
+    LEASE_MS: int(1_000, 3_600_000).default(30_000),
+    POLL_INTERVAL_MS: int(10, 60_000).default(1_000),
+    SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
+    MAX_ATTEMPTS: int(1, 100).default(3),
+    RETRY_BASE_MS: int(1, 600_000).default(1_000),
+    PROVIDER_TIMEOUT_MS: int(100, 3_600_000).default(120_000),
+    PROJECT_CACHE_MB: int(0, 65_536).default(64),
+    MAX_BODY_BYTES: int(1_024, 64 * 1024 * 1024).default(4 * 1024 * 1024),
+    RUNNER: z.enum(['on', 'off']).default('on'),
+    LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+
+    IMAGE_PROVIDER: z.enum(PROVIDERS).default('local'),
+    LOCAL_PROVIDER_DELAY_MS: int(0, 600_000).default(0),
+    OPENAI_API_KEY: z.string().min(1).optional(),
+    OPENAI_BASE_URL: optionalUrl,
+    OPENAI_MODEL: z.string().min(1).default('gpt-image-1'),
+    OPENAI_CONCURRENCY: int(1, 1000).optional(),
+    REPLICATE_API_TOKEN: z.string().min(1).optional(),
+    REPLICATE_BASE_URL: optionalUrl,
+    REPLICATE_MODEL: z.string().min(1).default('black-forest-labs/flux-schnell'),
+    REPLICATE_CONCURRENCY: int(1, 1000).optional(),
+    GEMINI_API_KEY: z.string().min(1).optional(),
+    GEMINI_BASE_URL: optionalUrl,
+    GEMINI_MODEL: z.string().min(1).default('gemini-2.5-flash-image'),
+    GEMINI_CONCURRENCY: int(1, 1000).optional(),
+    STABILITY_API_KEY: z.string().min(1).optional(),
+    STABILITY_BASE_URL: optionalUrl,
+    STABILITY_MODEL: z.string().min(1).default('core'),
+    STABILITY_CONCURRENCY: int(1, 1000).optional(),
+
+    STORAGE: z.enum(['local', 'supabase']).default('local'),
+    SUPABASE_URL: optionalUrl,
+    SUPABASE_SERVICE_ROLE_KEY: z.string().min(1).optional(),
+    STORAGE_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9._-]{1,62}$/, 'a bucket name: lower-case letters, digits, . _ -').default('sceneworks'),
+    STORAGE_PUBLIC: bool.default(true),
+    SIGNED_URL_TTL_S: int(60, 7 * 24 * 3600).default(3600),
+  })
+  .superRefine((c, ctx) => {
+    const keyOf: Record<ProviderName, keyof typeof c | null> = {
+      local: null,
+      openai: 'OPENAI_API_KEY',
+      replicate: 'REPLICATE_API_TOKEN',
+      gemini: 'GEMINI_API_KEY',
+      stability: 'STABILITY_API_KEY',
+    };
+    const key = keyOf[c.IMAGE_PROVIDER];
+    if (key && !c[key]) ctx.addIssue({ code: 'custom', path: ['IMAGE_PROVIDER'], message: `"${c.IMAGE_PROVIDER}" needs ${key}` });
+    if (c.STORAGE === 'supabase') {
+      for (const name of ['SUPABASE_URL', 'SUPABASE_SERVICE_ROLE_KEY'] as const) {
+        if (!c[name]) ctx.addIssue({ code: 'custom', path: [name], message: 'required when STORAGE=supabase' });
+      }
+    }
+  });
 
 export type Config = Readonly<z.infer<typeof ConfigSchema>>;
 

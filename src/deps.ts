@@ -5,9 +5,11 @@ import { migrate } from './db/migrate.ts';
 import { createProjectCache, type ProjectCache } from './domain/project-cache.ts';
 import { createRunner, type Runner } from './domain/runner.ts';
 import type { Logger } from './log.ts';
-import { createLocalProvider } from './providers/local.ts';
 import type { ImageProvider } from './providers/provider.ts';
+import { createProviders } from './providers/registry.ts';
 import { createLocalStore, type LocalObjectStore } from './storage/local.ts';
+import type { ObjectStore } from './storage/store.ts';
+import { createSupabaseStore } from './storage/supabase.ts';
 
 /** The owner of every project in single-user mode (no authentication configured). */
 export const LOCAL_OWNER_ID = '00000000-0000-4000-8000-000000000001';
@@ -16,7 +18,9 @@ export interface Deps {
   config: Config;
   log: Logger;
   db: Database;
-  store: LocalObjectStore;
+  store: ObjectStore;
+  /** The local store, when it is the store: it serves GET /files. */
+  localStore: LocalObjectStore | undefined;
   providers: ReadonlyMap<string, ImageProvider>;
   runner: Runner;
   projectCache: ProjectCache;
@@ -30,28 +34,40 @@ export function publicBaseUrl(config: Config): string {
   return `http://${host.includes(':') ? `[${host}]` : host}:${config.PORT}`;
 }
 
-/** Builds everything once: database (migrated), store, providers, runner. */
-export async function createDeps(config: Config, log: Logger, overrides: { providers?: ReadonlyMap<string, ImageProvider> } = {}): Promise<Deps> {
-  const db = await openDatabase({
-    url: config.DATABASE_URL,
-    dataDir: config.DATA_DIR,
-    poolSize: config.DATABASE_POOL_SIZE ?? 20,
-    log,
-  });
+export interface DepsOverrides {
+  providers?: ReadonlyMap<string, ImageProvider> | undefined;
+}
+
+/** Builds everything once: database (migrated), store (ready), providers, runner. */
+export async function createDeps(config: Config, log: Logger, overrides: DepsOverrides = {}): Promise<Deps> {
+  const poolSize = config.DATABASE_POOL_SIZE ?? 20;
+  const db = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR, poolSize, log });
+  let store: ObjectStore;
+  let localStore: LocalObjectStore | undefined;
   try {
     await migrate(db.url, log);
     const [row] = await db.sql<{ maxConnections: number }[]>`SELECT current_setting('max_connections')::int AS max_connections`;
-    const poolSize = config.DATABASE_POOL_SIZE ?? 20;
     if (row && poolSize > row.maxConnections - 3) {
       // Connections past the server's limit fail with "too many clients": say so now, not under load.
       log.warn({ poolSize, maxConnections: row.maxConnections }, 'DATABASE_POOL_SIZE exceeds what the server accepts; lower it');
     }
+    if (config.STORAGE === 'supabase') {
+      store = createSupabaseStore({
+        url: config.SUPABASE_URL!,
+        serviceRoleKey: config.SUPABASE_SERVICE_ROLE_KEY!,
+        bucket: config.STORAGE_BUCKET,
+        public: config.STORAGE_PUBLIC,
+        signedUrlTtlS: config.SIGNED_URL_TTL_S,
+      });
+    } else {
+      store = localStore = createLocalStore({ root: path.join(config.DATA_DIR, 'files'), publicBaseUrl: publicBaseUrl(config) });
+    }
+    await store.init?.();
   } catch (err) {
     await db.close();
     throw err;
   }
-  const store = createLocalStore({ root: path.join(config.DATA_DIR, 'files'), publicBaseUrl: publicBaseUrl(config) });
-  const providers = overrides.providers ?? new Map([['local', createLocalProvider({ delayMs: config.LOCAL_PROVIDER_DELAY_MS })]]);
+  const providers = overrides.providers ?? createProviders(config);
   const runner = createRunner({
     sql: db.sql,
     providers,
@@ -62,15 +78,21 @@ export async function createDeps(config: Config, log: Logger, overrides: { provi
     leaseMs: config.LEASE_MS,
     pollIntervalMs: config.POLL_INTERVAL_MS,
     maxAttempts: config.MAX_ATTEMPTS,
+    retryBaseMs: config.RETRY_BASE_MS,
+    providerTimeoutMs: config.PROVIDER_TIMEOUT_MS,
   });
+  // A cached answer must never outlive the signed URLs inside it.
+  const maxAgeMs = store.signedUrlTtlS ? Math.min(60_000, (store.signedUrlTtlS * 1000) / 4) : 60_000;
+  log.info({ providers: [...providers.keys()], defaultProvider: config.IMAGE_PROVIDER, storage: store.name }, 'ready');
   return {
     config,
     log,
     db,
     store,
+    localStore,
     providers,
     runner,
-    projectCache: createProjectCache({ maxBytes: config.PROJECT_CACHE_MB * 1024 * 1024, maxAgeMs: 60_000 }),
+    projectCache: createProjectCache({ maxBytes: config.PROJECT_CACHE_MB * 1024 * 1024, maxAgeMs }),
     ownerId: LOCAL_OWNER_ID,
     async close() {
       await runner.stop(config.SHUTDOWN_GRACE_MS);

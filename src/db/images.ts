@@ -70,18 +70,22 @@ export async function insertLegacyImages(sql: Sql, projectId: string, images: re
   return result.count;
 }
 
+/** An image as the API shows it, plus where it is stored (to sign a URL for a private store). */
+export type StoredSceneImage = SceneImage & { storageKey: string | null };
+
 /** Every image of a project, in one query whatever the number of scenes. */
-export async function listProjectImages(sql: Sql, projectId: string): Promise<SceneImage[]> {
+export async function listProjectImages(sql: Sql, projectId: string): Promise<StoredSceneImage[]> {
   const rows = await sql<ImageRow[]>`
-    SELECT id, scene_index, image_index, status, image_url, width, height, mime_type, bytes, provider, model, seed,
+    SELECT id, scene_index, image_index, status, image_url, storage_key, width, height, mime_type, bytes, provider, model, seed,
            attempts, error, created_at, updated_at
     FROM generated_images WHERE content_creation_request_id = ${projectId}
     ORDER BY scene_index, image_index`;
   return rows.map(toSceneImage);
 }
 
-export function toSceneImage(r: ImageRow): SceneImage {
+function toSceneImage(r: ImageRow): StoredSceneImage {
   return {
+    storageKey: r.storageKey,
     id: r.id,
     sceneIndex: r.sceneIndex,
     imageIndex: r.imageIndex,

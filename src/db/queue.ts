@@ -57,12 +57,22 @@ export interface SucceededImage {
   mimeType: string;
   bytes: number;
   sha256: string;
+  revisedPrompt: string | null;
+  providerRequestId: string | null;
 }
 
 export interface SlotFence {
   id: string;
   generation: number;
+  /** The claim's attempt number: part of the fence, and of the object key. */
   attempts: number;
+}
+
+export interface SucceededSlot {
+  slot: SlotFence;
+  image: SucceededImage;
+  /** Provider calls this claim made beyond its first (each retry counts as an attempt). */
+  retries: number;
 }
 
 export interface CommitResult {
@@ -80,10 +90,10 @@ export interface CommitResult {
 export async function markImagesSucceeded(
   sql: Sql,
   workerId: string,
-  items: readonly { slot: SlotFence; image: SucceededImage }[],
+  items: readonly SucceededSlot[],
 ): Promise<CommitResult[]> {
   if (items.length === 0) return [];
-  const col = <T>(f: (x: { slot: SlotFence; image: SucceededImage }) => T) => items.map(f);
+  const col = <T>(f: (x: SucceededSlot) => T) => items.map(f);
   const rows = await sql<{ id: string; previousKey: string | null }[]>`
     WITH input AS (
       SELECT * FROM unnest(
@@ -91,8 +101,10 @@ export async function markImagesSucceeded(
         ${col((x) => x.image.url)}::text[], ${col((x) => x.image.storageKey)}::text[], ${col((x) => x.image.fullPrompt)}::text[],
         ${col((x) => x.image.provider)}::text[], ${col((x) => x.image.model)}::text[], ${col((x) => x.image.seed)}::bigint[],
         ${col((x) => x.image.width)}::int[], ${col((x) => x.image.height)}::int[], ${col((x) => x.image.mimeType)}::text[],
-        ${col((x) => x.image.bytes)}::bigint[], ${col((x) => x.image.sha256)}::text[]
-      ) AS i(id, generation, attempts, url, storage_key, full_prompt, provider, model, seed, width, height, mime_type, bytes, sha256)
+        ${col((x) => x.image.bytes)}::bigint[], ${col((x) => x.image.sha256)}::text[],
+        ${col((x) => x.image.revisedPrompt)}::text[], ${col((x) => x.image.providerRequestId)}::text[], ${col((x) => x.retries)}::int[]
+      ) AS i(id, generation, attempts, url, storage_key, full_prompt, provider, model, seed, width, height, mime_type, bytes, sha256,
+             revised_prompt, provider_request_id, retries)
     ), current AS (
       SELECT g.id, g.storage_key FROM generated_images g JOIN input i ON i.id = g.id
       WHERE g.locked_by = ${workerId} AND g.generation = i.generation AND g.attempts = i.attempts AND g.status = 'running'
@@ -102,7 +114,8 @@ export async function markImagesSucceeded(
     UPDATE generated_images g
     SET status = 'succeeded', image_url = i.url, storage_key = i.storage_key, full_prompt = i.full_prompt,
         provider = i.provider, model = i.model, seed = i.seed, width = i.width, height = i.height,
-        mime_type = i.mime_type, bytes = i.bytes, sha256 = i.sha256, error = NULL,
+        mime_type = i.mime_type, bytes = i.bytes, sha256 = i.sha256, revised_prompt = i.revised_prompt,
+        provider_request_id = i.provider_request_id, attempts = g.attempts + i.retries, error = NULL,
         locked_by = NULL, locked_until = NULL, updated_at = now()
     FROM input i, current c
     WHERE g.id = i.id AND c.id = i.id
@@ -121,12 +134,14 @@ export async function markImageFailed(
   sql: Sql,
   workerId: string,
   slot: SlotFence,
-  failure: { error: string; provider: string; fullPrompt: string | null },
+  failure: { error: string; code: string; provider: string; fullPrompt: string | null; providerRequestId: string | null; retries: number },
 ): Promise<boolean> {
   const result = await sql`
     UPDATE generated_images
     SET status = 'failed', error = ${failure.error}, provider = ${failure.provider},
-        full_prompt = coalesce(${failure.fullPrompt}, full_prompt),
+        full_prompt = coalesce(${failure.fullPrompt}, full_prompt), attempts = attempts + ${failure.retries},
+        provider_request_id = coalesce(${failure.providerRequestId}, provider_request_id),
+        details = details || jsonb_build_object('errorCode', ${failure.code}::text),
         locked_by = NULL, locked_until = NULL, updated_at = now()
     WHERE id = ${slot.id} AND locked_by = ${workerId} AND generation = ${slot.generation}
       AND attempts = ${slot.attempts} AND status = 'running'`;

@@ -11,6 +11,7 @@ import {
   scenesWithRows,
   type LegacyImage,
   type NewSlot,
+  type StoredSceneImage,
 } from '../db/images.ts';
 import {
   findProject,
@@ -27,6 +28,7 @@ import {
 import type { Logger } from '../log.ts';
 import type { ObjectStore } from '../storage/store.ts';
 import { AppError, notFound } from './errors.ts';
+import type { SceneImage } from './merge.ts';
 import type { ProjectCache } from './project-cache.ts';
 import { projectStatus, type ProjectStatus } from './progress.ts';
 import { projectView, settingsOf, type ProjectView } from './project-view.ts';
@@ -98,7 +100,7 @@ export async function createProject(
     await insertQueuedSlots(tx, inserted.id, input.aspectRatio, slots);
     await notifyQueued(tx);
     // The answer shows the project as created (all queued), read before any runner can claim.
-    return viewOf(tx, inserted);
+    return viewOf(ctx.store, tx, inserted);
   });
 
   if (!created) {
@@ -108,16 +110,16 @@ export async function createProject(
     if (first.requestHash !== requestHash) {
       throw new AppError('CONFLICT', 'this Idempotency-Key was already used with a different request body');
     }
-    return { project: await viewOf(ctx.sql, first), created: false };
+    return { project: await viewOf(ctx.store, ctx.sql, first), created: false };
   }
   ctx.wake();
   return { project: created, created: true };
 }
 
-export async function getProject(ctx: Pick<ProjectsContext, 'sql'>, ownerId: string, id: string): Promise<ProjectView> {
+export async function getProject(ctx: Pick<ProjectsContext, 'sql' | 'store'>, ownerId: string, id: string): Promise<ProjectView> {
   const row = await findProject(ctx.sql, ownerId, id);
   if (!row) throw notFound('project');
-  return viewOf(ctx.sql, row);
+  return viewOf(ctx.store, ctx.sql, row);
 }
 
 /**
@@ -126,7 +128,7 @@ export async function getProject(ctx: Pick<ProjectsContext, 'sql'>, ownerId: str
  * a later change gives a new version and the next read misses.
  */
 export async function readProjectJson(
-  ctx: Pick<ProjectsContext, 'sql' | 'cache'>,
+  ctx: Pick<ProjectsContext, 'sql' | 'store' | 'cache'>,
   ownerId: string,
   id: string,
 ): Promise<{ json: string; version: string }> {
@@ -139,8 +141,20 @@ export async function readProjectJson(
   return { json, version };
 }
 
-async function viewOf(sql: Sql, row: ProjectRow): Promise<ProjectView> {
-  return projectView(row, await listProjectImages(sql, row.id));
+async function viewOf(store: ObjectStore, sql: Sql, row: ProjectRow): Promise<ProjectView> {
+  return projectView(row, await readableImages(store, await listProjectImages(sql, row.id)));
+}
+
+/**
+ * Images of a private store have no permanent URL: each read signs fresh ones, all of the
+ * project's in one call. Rows with a URL (public store, legacy URLs) keep theirs.
+ */
+async function readableImages(store: ObjectStore, images: StoredSceneImage[]): Promise<SceneImage[]> {
+  const keys = store.signUrls ? images.flatMap((i) => (i.url === null && i.storageKey ? [i.storageKey] : [])) : [];
+  const signed = keys.length > 0 ? await store.signUrls!(keys) : new Map<string, string>();
+  return images.map(({ storageKey, ...image }) =>
+    image.url === null && storageKey && signed.has(storageKey) ? { ...image, url: signed.get(storageKey)! } : image,
+  );
 }
 
 export interface ProjectSummary {

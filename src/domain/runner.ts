@@ -2,6 +2,7 @@ import { createHash, randomInt } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pLimit from 'p-limit';
+import pRetry, { AbortError as StopRetrying } from 'p-retry';
 import type { Pool } from '../db/database.ts';
 import { QUEUE_CHANNEL } from '../db/images.ts';
 import {
@@ -15,13 +16,15 @@ import {
   type CommitResult,
   type SlotFence,
   type SucceededImage,
+  type SucceededSlot,
 } from '../db/queue.ts';
 import type { Logger } from '../log.ts';
-import type { ImageProvider } from '../providers/provider.ts';
+import { ProviderError, type GeneratedImage, type GenerateRequest, type ImageProvider } from '../providers/provider.ts';
 import type { ObjectStore } from '../storage/store.ts';
 import { ASPECT_RATIOS, IMAGE_SIZES, type AspectRatio } from './aspect-ratio.ts';
 import { createBatcher } from './batcher.ts';
 import { fullPromptOf } from './prompt.ts';
+import { createProviderGate, type ProviderGate } from './provider-gate.ts';
 import { imageKey } from './storage-key.ts';
 
 export interface RunnerOptions {
@@ -34,7 +37,12 @@ export interface RunnerOptions {
   concurrency: number;
   leaseMs: number;
   pollIntervalMs: number;
+  /** Provider calls per claim of a slot (transient failures are retried), and claims per slot. */
   maxAttempts: number;
+  /** First retry delay; it doubles each retry, with jitter, and a Retry-After wins when longer. */
+  retryBaseMs: number;
+  /** Each provider call is aborted after this long and counts as a transient failure. */
+  providerTimeoutMs: number;
   workerId?: string;
 }
 
@@ -91,7 +99,8 @@ export function createRunner(o: RunnerOptions): Runner {
   /** Claimed slots queued behind p-limit, whose provider call has not started. */
   const waiting = new Set<string>();
   const tasks = new Set<Promise<void>>();
-  const commit = createBatcher<{ slot: SlotFence; image: SucceededImage }, CommitResult>(
+  const gates = new Map<string, ProviderGate>([...o.providers.values()].map((p) => [p.name, createProviderGate(p.concurrency)]));
+  const commit = createBatcher<SucceededSlot, CommitResult>(
     (items) => markImagesSucceeded(o.sql, workerId, items),
     COMMIT_BATCH,
   );
@@ -175,18 +184,14 @@ export function createRunner(o: RunnerOptions): Runner {
     const fullPrompt = fullPromptOf(prompt, style);
     const log = o.log.child({ slot: slot.id, projectId: slot.projectId, scene: slot.sceneIndex, image: slot.imageIndex });
     let storedKey: string | undefined;
+    const tries = { calls: 0 };
     try {
       const provider = o.providers.get(providerName);
       if (!provider) throw new Error(`provider "${providerName}" is not configured on this server`);
       if (prompt.trim() === '') throw new Error('the scene has no prompt');
       const { width, height } = IMAGE_SIZES[aspectRatio];
-      waiting.add(slot.id);
-      const call = providerLimit(() => {
-        waiting.delete(slot.id);
-        signal.throwIfAborted();
-        return provider.generate({ prompt, fullPrompt, aspectRatio, width, height, seed: randomInt(2 ** 31 - 1), model, signal });
-      });
-      const image = await untilAborted(call, signal).finally(() => waiting.delete(slot.id));
+      const request = { prompt, fullPrompt, aspectRatio, width, height, model };
+      const image = await generateWithRetries(provider, request, slot.id, signal, tries, log);
       const key = imageKey({ ...slot, attempt: slot.attempts, mimeType: image.mimeType });
       const { url } = await o.store.put(key, image.bytes, image.mimeType);
       storedKey = key;
@@ -202,8 +207,11 @@ export function createRunner(o: RunnerOptions): Runner {
         mimeType: image.mimeType,
         bytes: image.bytes.byteLength,
         sha256: createHash('sha256').update(image.bytes).digest('hex'),
+        revisedPrompt: image.revisedPrompt ?? null,
+        providerRequestId: image.providerRequestId ?? null,
       };
-      const result = await withDatabaseRetries(() => commit({ slot: fence, image: succeeded }), log);
+      const retries = Math.max(0, tries.calls - 1);
+      const result = await withDatabaseRetries(() => commit({ slot: fence, image: succeeded, retries }), log);
       if (!result) {
         // The database stayed unreachable: our lease will expire and the slot is retried.
         await removeQuietly(key, log);
@@ -221,14 +229,75 @@ export function createRunner(o: RunnerOptions): Runner {
     } catch (err) {
       if (signal.aborted && !running) return; // shutting down: the slot was handed back
       const message = err instanceof Error ? err.message : String(err);
-      log.warn({ err }, 'image failed');
-      const recorded = await withDatabaseRetries(
-        () => markImageFailed(o.sql, workerId, fence, { error: message, provider: providerName, fullPrompt }),
-        log,
-      );
+      const failure = {
+        error: message,
+        code: err instanceof ProviderError ? err.code : 'internal',
+        provider: providerName,
+        fullPrompt,
+        providerRequestId: err instanceof ProviderError ? (err.providerRequestId ?? null) : null,
+        retries: Math.max(0, tries.calls - 1),
+      };
+      log.warn({ err, calls: tries.calls }, 'image failed');
+      const recorded = await withDatabaseRetries(() => markImageFailed(o.sql, workerId, fence, failure), log);
       if (recorded === false) log.warn('claim superseded before the failure could be recorded');
       if (storedKey) await removeQuietly(storedKey, log);
     }
+  }
+
+  /**
+   * Calls the provider until it gives an image, a permanent failure, or maxAttempts calls.
+   * Each call waits for a turn under GENERATION_CONCURRENCY (not held while backing off),
+   * then for the provider's own gate, and is cut off after providerTimeoutMs. A 429 pauses
+   * the provider for the whole process for its Retry-After (or the backoff delay).
+   */
+  async function generateWithRetries(
+    provider: ImageProvider,
+    request: Omit<GenerateRequest, 'signal' | 'seed'>,
+    slotId: string,
+    signal: AbortSignal,
+    tries: { calls: number },
+    log: Logger,
+  ): Promise<GeneratedImage> {
+    const gate = gates.get(provider.name)!;
+    return pRetry(
+      async () => {
+        waiting.add(slotId);
+        const turn = providerLimit(async () => {
+          waiting.delete(slotId);
+          signal.throwIfAborted();
+          const timeout = AbortSignal.timeout(o.providerTimeoutMs);
+          const callSignal = AbortSignal.any([signal, timeout]);
+          try {
+            return await gate.run(() => {
+              tries.calls += 1;
+              return provider.generate({ ...request, seed: randomInt(2 ** 31 - 1), signal: callSignal });
+            }, callSignal);
+          } catch (err) {
+            if (signal.aborted) throw new StopRetrying(err instanceof Error ? err : String(err));
+            if (timeout.aborted) {
+              throw new ProviderError(provider.name, `${provider.name}: no answer within ${o.providerTimeoutMs} ms`, { transient: true, code: 'timeout', cause: err });
+            }
+            // Permanent failures, and errors that are not the provider's (bugs), are not retried.
+            if (!(err instanceof ProviderError) || !err.transient) throw new StopRetrying(err instanceof Error ? err : String(err));
+            throw err;
+          }
+        });
+        return untilAborted(turn, signal).finally(() => waiting.delete(slotId));
+      },
+      {
+        retries: o.maxAttempts - 1,
+        factor: 2,
+        minTimeout: o.retryBaseMs,
+        maxTimeout: 5 * 60_000,
+        randomize: true,
+        signal,
+        onFailedAttempt: ({ error, attemptNumber, retriesLeft, retryDelay }) => {
+          const e = error as ProviderError;
+          if (e.code === 'rate_limited') gate.pause(e.retryAfterMs ?? retryDelay);
+          log.info({ provider: provider.name, code: e.code, attempt: attemptNumber, retriesLeft, retryAfterMs: e.retryAfterMs }, 'transient provider failure');
+        },
+      },
+    );
   }
 
   /**

@@ -19,7 +19,8 @@ export function retryAfterMs(headers: Headers | Record<string, string | null | u
 
 /**
  * Classifies an HTTP failure of a vendor API: 408, 409, 429 and 5xx are transient; other
- * 4xx are permanent (401/403: the key; a content-policy refusal when `contentPolicy` says so).
+ * 4xx are permanent (a content-policy refusal when `contentPolicy` says so, whatever its
+ * status; else 401/403: the key).
  */
 export function httpFailure(
   provider: string,
@@ -31,9 +32,10 @@ export function httpFailure(
   let transient: boolean;
   if (status === 429) [code, transient] = ['rate_limited', true];
   else if (status >= 500 || status === 408 || status === 409) [code, transient] = ['server', true];
+  // Before 401/403: some vendors (Stability) refuse content with a 403.
+  else if (o.contentPolicy) [code, transient] = ['content_policy', false];
   else if (status === 401 || status === 403) [code, transient] = ['auth', false];
   else if (status === 404) [code, transient] = ['not_found', false];
-  else if (o.contentPolicy) [code, transient] = ['content_policy', false];
   else [code, transient] = ['bad_request', false];
   return new ProviderError(provider, `${provider} ${status}: ${message}`, {
     transient,

@@ -25,3 +25,25 @@ describe('config', () => {
     }
   });
 });
+
+describe('provider and storage configuration', () => {
+  it('refuses a default provider whose key is missing, naming the key', () => {
+    expect(() => loadConfig({ IMAGE_PROVIDER: 'openai' })).toThrow(/IMAGE_PROVIDER: "openai" needs OPENAI_API_KEY/);
+    expect(loadConfig({ IMAGE_PROVIDER: 'openai', OPENAI_API_KEY: 'sk-x' }).IMAGE_PROVIDER).toBe('openai');
+  });
+
+  it('needs the Supabase URL and key for STORAGE=supabase', () => {
+    try {
+      loadConfig({ STORAGE: 'supabase' });
+      expect.unreachable();
+    } catch (err) {
+      expect((err as ConfigError).problems.map((p) => p.split(':')[0]).sort()).toEqual(['SUPABASE_SERVICE_ROLE_KEY', 'SUPABASE_URL']);
+    }
+    const c = loadConfig({ STORAGE: 'supabase', SUPABASE_URL: 'https://abc.supabase.co', SUPABASE_SERVICE_ROLE_KEY: 'k', STORAGE_PUBLIC: 'false' });
+    expect(c).toMatchObject({ STORAGE_BUCKET: 'sceneworks', STORAGE_PUBLIC: false, SIGNED_URL_TTL_S: 3600 });
+  });
+
+  it('has default models for every vendor', () => {
+    expect(loadConfig({})).toMatchObject({ OPENAI_MODEL: 'gpt-image-1', REPLICATE_MODEL: 'black-forest-labs/flux-schnell', GEMINI_MODEL: 'gemini-2.5-flash-image', STABILITY_MODEL: 'core' });
+  });
+});
