@@ -193,7 +193,14 @@ export function createRunner(o: RunnerOptions): Runner {
       const request = { prompt, fullPrompt, aspectRatio, width, height, model };
       const image = await generateWithRetries(provider, request, slot.id, signal, tries, log);
       const key = imageKey({ ...slot, attempt: slot.attempts, mimeType: image.mimeType });
-      const { url } = await o.store.put(key, image.bytes, image.mimeType);
+      // The image is paid for: a failing store is retried on its own, never by generating again.
+      const { url } = await pRetry(() => o.store.put(key, image.bytes, image.mimeType), {
+        retries: o.maxAttempts - 1,
+        minTimeout: o.retryBaseMs,
+        randomize: true,
+        signal,
+        onFailedAttempt: ({ error, attemptNumber }) => log.warn({ err: error, attempt: attemptNumber }, 'could not store the image'),
+      });
       storedKey = key;
       const succeeded: SucceededImage = {
         url,
@@ -265,16 +272,17 @@ export function createRunner(o: RunnerOptions): Runner {
         const turn = providerLimit(async () => {
           waiting.delete(slotId);
           signal.throwIfAborted();
-          const timeout = AbortSignal.timeout(o.providerTimeoutMs);
-          const callSignal = AbortSignal.any([signal, timeout]);
+          // The timeout starts with the call itself, not while the gate holds us back.
+          let timeout: AbortSignal | undefined;
           try {
             return await gate.run(() => {
               tries.calls += 1;
-              return provider.generate({ ...request, seed: randomInt(2 ** 31 - 1), signal: callSignal });
-            }, callSignal);
+              timeout = AbortSignal.timeout(o.providerTimeoutMs);
+              return provider.generate({ ...request, seed: randomInt(2 ** 31 - 1), signal: AbortSignal.any([signal, timeout]) });
+            }, signal);
           } catch (err) {
             if (signal.aborted) throw new StopRetrying(err instanceof Error ? err : String(err));
-            if (timeout.aborted) {
+            if (timeout?.aborted) {
               throw new ProviderError(provider.name, `${provider.name}: no answer within ${o.providerTimeoutMs} ms`, { transient: true, code: 'timeout', cause: err });
             }
             // Permanent failures, and errors that are not the provider's (bugs), are not retried.

@@ -12,7 +12,7 @@ import sharp from 'sharp';
  * - wrong_size: a 256x256 image whatever size was asked
  * - no_image: 200 with `data: []`
  * - malformed: 200 with a truncated JSON body
- * - rate_limit: 429 with Retry-After: 7
+ * - rate_limit: 429 with Retry-After (7 s unless options.retryAfterSeconds says otherwise)
  * - server_error: 500; unavailable: 503
  * - hang: never answers (until close)
  * - content_policy: 400, as the safety system refuses (moderation_blocked, or content_policy_violation for dall-e)
@@ -40,6 +40,8 @@ export interface RecordedRequest {
   body: any;
   /** The x-request-id the fake answered with. */
   requestId: string;
+  /** When it arrived (Date.now()). */
+  at: number;
 }
 
 export interface FakeOpenAI {
@@ -65,7 +67,8 @@ const SIZES: Readonly<Record<Family, readonly string[]>> = {
 };
 
 /** A fake of OpenAI's Images API (POST /v1/images/generations) on 127.0.0.1, speaking its wire format. */
-export async function startFakeOpenAI(): Promise<FakeOpenAI> {
+export async function startFakeOpenAI(options: { retryAfterSeconds?: number } = {}): Promise<FakeOpenAI> {
+  const retryAfter = String(options.retryAfterSeconds ?? 7);
   const apiKey = `sk-test-${randomBytes(12).toString('hex')}`;
   const requests: RecordedRequest[] = [];
   const downloads: string[] = [];
@@ -103,7 +106,7 @@ export async function startFakeOpenAI(): Promise<FakeOpenAI> {
     } catch {
       body = undefined;
     }
-    requests.push({ method: req.method ?? '', path, headers: req.headers, body, requestId });
+    requests.push({ method: req.method ?? '', path, headers: req.headers, body, requestId, at: Date.now() });
 
     if (req.headers.authorization !== `Bearer ${apiKey}`) {
       const given = req.headers.authorization?.replace(/^Bearer /, '');
@@ -123,7 +126,7 @@ export async function startFakeOpenAI(): Promise<FakeOpenAI> {
       case 'bad_key':
         return sendError(res, requestId, 401, `Incorrect API key provided: ${mask(apiKey)}. You can find your API key at https://platform.openai.com/account/api-keys.`, 'invalid_request_error', 'invalid_api_key');
       case 'rate_limit':
-        return sendError(res, requestId, 429, 'Rate limit reached for images per minute (IPM): Limit 5, Used 5, Requested 1. Please try again in 7s.', 'requests', 'rate_limit_exceeded', { 'retry-after': '7' });
+        return sendError(res, requestId, 429, `Rate limit reached for images per minute (IPM): Limit 5, Used 5, Requested 1. Please try again in ${retryAfter}s.`, 'requests', 'rate_limit_exceeded', { 'retry-after': retryAfter });
       case 'server_error':
         return sendError(res, requestId, 500, 'The server had an error processing your request. Sorry about that! You can retry your request.', 'server_error', null);
       case 'unavailable':

@@ -1,0 +1,98 @@
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startFakeSupabaseStorage, type FakeSupabaseStorage } from '../fakes/supabase-storage.ts';
+import { startTestApp, type TestApp } from '../support/app.ts';
+
+/** The whole service storing into (a fake of) Supabase Storage, by configuration alone. */
+let storage: FakeSupabaseStorage;
+beforeAll(async () => {
+  storage = await startFakeSupabaseStorage({ prefix: '/storage/v1' });
+});
+afterAll(() => storage.close());
+
+function env(bucket: string, isPublic: boolean) {
+  return {
+    STORAGE: 'supabase',
+    SUPABASE_URL: storage.origin,
+    SUPABASE_SERVICE_ROLE_KEY: storage.serviceRoleKey,
+    STORAGE_BUCKET: bucket,
+    STORAGE_PUBLIC: String(isPublic),
+    SIGNED_URL_TTL_S: '600',
+  };
+}
+
+async function fetchPng(url: string) {
+  const res = await fetch(url);
+  expect(res.status).toBe(200);
+  return sharp(Buffer.from(await res.arrayBuffer())).metadata();
+}
+
+describe('STORAGE=supabase', () => {
+  let t: TestApp;
+  afterAll(() => t?.close());
+
+  it('a public bucket: created at start, images stored as image/png, their public URLs in the rows', async () => {
+    t = await startTestApp(env('scenes-public', true));
+    expect(storage.buckets.get('scenes-public')).toMatchObject({ public: true });
+    const created = await t.call('POST', '/projects', { scenes: [{ prompt: 'one' }, { prompt: 'two' }], imagesPerScene: 2, aspectRatio: '1:1' });
+    const done = await t.waitForProject(created.body.id);
+    expect(done.status).toBe('completed');
+    const urls: string[] = done.generatedOutput.scenes.flatMap((s: any) => s.imageUrls);
+    expect(urls).toHaveLength(4);
+    for (const url of urls) {
+      expect(url.startsWith(`${storage.origin}/storage/v1/object/public/scenes-public/projects/${done.id}/`)).toBe(true);
+      expect(await fetchPng(url)).toMatchObject({ format: 'png', width: 1024, height: 1024 });
+    }
+    const stored = [...storage.objects.entries()].filter(([k]) => k.startsWith(`scenes-public/projects/${done.id}/`));
+    expect(stored).toHaveLength(4);
+    for (const [, o] of stored) expect(o.contentType).toBe('image/png');
+    // /files is the local store's; with Supabase there is none.
+    expect((await t.call('GET', '/files/anything.png')).status).toBe(404);
+
+    // A regenerate removes the superseded objects once the new ones are committed.
+    const before = new Set(stored.map(([k]) => k));
+    await t.call('POST', `/projects/${done.id}/scenes/1/regenerate`, {});
+    const after = await t.waitForProject(done.id);
+    const keys = [...storage.objects.keys()].filter((k) => k.startsWith(`scenes-public/projects/${done.id}/`));
+    expect(keys).toHaveLength(4);
+    expect(keys.filter((k) => before.has(k))).toHaveLength(2); // scene 2 untouched, scene 1 replaced
+    expect(after.generatedOutput.scenes[1]).toEqual(done.generatedOutput.scenes[1]);
+    await t.close();
+  });
+
+  it('a private bucket: rows keep the key, every read signs fresh URLs in one call', async () => {
+    t = await startTestApp(env('scenes-private', false));
+    expect(storage.buckets.get('scenes-private')).toMatchObject({ public: false });
+    const created = await t.call('POST', '/projects', { scenes: [{ prompt: 'secret' }], imagesPerScene: 3, aspectRatio: '16:9' });
+    const done = await t.waitForProject(created.body.id);
+    const rows = await t.db.sql<{ imageUrl: string | null; storageKey: string }[]>`
+      SELECT image_url, storage_key FROM generated_images WHERE content_creation_request_id = ${done.id}`;
+    expect(rows.every((r) => r.imageUrl === null && r.storageKey.startsWith(`projects/${done.id}/`))).toBe(true);
+
+    const signsBefore = storage.requests.filter((r) => r.route === 'signMany').length;
+    const read = await t.call('GET', `/projects/${done.id}`);
+    const urls: string[] = read.body.generatedOutput.scenes[0].imageUrls;
+    expect(urls).toHaveLength(3);
+    for (const url of urls) {
+      expect(url).toContain('/object/sign/scenes-private/');
+      expect(await fetchPng(url)).toMatchObject({ format: 'png', width: 1344, height: 768 });
+      // Not served publicly.
+      expect((await fetch(url.replace('/object/sign/', '/object/public/').replace(/\?.*$/, ''))).status).not.toBe(200);
+    }
+    expect(storage.requests.filter((r) => r.route === 'signMany').length - signsBefore).toBeLessThanOrEqual(1);
+    await t.close();
+  });
+
+  it('a failed upload is a failed attempt, never a row pointing at nothing', async () => {
+    t = await startTestApp({ ...env('scenes-faulty', true), MAX_ATTEMPTS: '2' });
+    storage.script('upload:500', 'upload:500');
+    const created = await t.call('POST', '/projects', { scenes: [{ prompt: 'x' }] });
+    const done = await t.waitForProject(created.body.id);
+    const [row] = await t.db.sql<{ status: string; imageUrl: string | null; error: string }[]>`
+      SELECT status, image_url, error FROM generated_images WHERE content_creation_request_id = ${done.id}`;
+    expect(row!.status).toBe('failed');
+    expect(row!.imageUrl).toBeNull();
+    expect(row!.error).toMatch(/cannot store/);
+    await t.close();
+  });
+});
