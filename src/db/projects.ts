@@ -76,6 +76,30 @@ export async function setScenePrompt(sql: Sql, projectId: string, position: numb
     WHERE id = ${projectId}`;
 }
 
+/**
+ * Removes the legacy `imageUrls` of the given scene positions from each project's stored
+ * JSON, in one statement for many projects, once rows hold those images. Each project's
+ * JSON is rebuilt from its current value under the row lock, so no concurrent edit is lost.
+ */
+export async function removeLegacyImageUrls(sql: Sql, items: readonly { projectId: string; positions: readonly number[] }[]): Promise<number> {
+  if (items.length === 0) return 0;
+  const result = await sql`
+    UPDATE content_creation_requests p
+    SET generated_output = jsonb_set(p.generated_output, '{scenes}', (
+          SELECT coalesce(jsonb_agg(CASE WHEN (s.ord - 1)::int = ANY(x.positions) AND jsonb_typeof(s.elem) = 'object'
+                                         THEN s.elem - 'imageUrls' ELSE s.elem END ORDER BY s.ord), '[]'::jsonb)
+          FROM jsonb_array_elements(p.generated_output -> 'scenes') WITH ORDINALITY AS s(elem, ord))),
+        updated_at = now()
+    FROM (
+      SELECT i.project_id, array_agg(i.position) AS positions
+      FROM unnest(${items.flatMap((i) => i.positions.map(() => i.projectId))}::uuid[],
+                  ${items.flatMap((i) => [...i.positions])}::int[]) AS i(project_id, position)
+      GROUP BY i.project_id
+    ) x
+    WHERE p.id = x.project_id AND jsonb_typeof(p.generated_output -> 'scenes') = 'array'`;
+  return result.count;
+}
+
 export async function touchProject(sql: Sql, projectId: string): Promise<void> {
   await sql`UPDATE content_creation_requests SET updated_at = now() WHERE id = ${projectId}`;
 }

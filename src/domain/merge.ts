@@ -1,4 +1,5 @@
 import type { ImageStatus } from './progress.ts';
+import { legacyUrl } from './legacy.ts';
 import { sceneIndexOf, scenesOf } from './scene-index.ts';
 
 /** One row of generated_images as the API shows it (`images[]` of a scene). */
@@ -36,9 +37,11 @@ export interface GeneratedOutputView extends Record<string, unknown> {
 /**
  * Merges the rows of generated_images into the stored scene JSON. Every scene keeps every
  * field it was stored with. Rows win: a scene that has rows gets `images` from them and
- * `imageUrls[i]` = the URL of image i (null while it has none; length = its number of
- * slots). A scene without rows keeps the legacy `imageUrls` of the stored JSON. Top-level
- * fields other than `scenes` pass through. Pure: no I/O, input is not mutated.
+ * `imageUrls[i]` = the URL of image i (null while it has none). A scene without rows keeps
+ * the legacy `imageUrls` of the stored JSON (usable URLs only, anything else null). The
+ * number of slots of a scene is the larger of its rows' and its legacy array's, so a read
+ * answers the same before a backfill (legacy) and after it (rows). Top-level fields other
+ * than `scenes` pass through. Pure: no I/O, input is not mutated.
  */
 export function mergeScenes(generatedOutput: unknown, images: readonly SceneImage[]): GeneratedOutputView {
   const byScene = new Map<number, ImageView[]>();
@@ -56,7 +59,8 @@ export function mergeScenes(generatedOutput: unknown, images: readonly SceneImag
     if (!rows) {
       return { ...fields, imageUrls: legacyUrls(fields.imageUrls), images: [] };
     }
-    const slots = rows.length === 0 ? 0 : rows[rows.length - 1]!.imageIndex + 1;
+    const legacyLength = Array.isArray(fields.imageUrls) ? fields.imageUrls.length : 0;
+    const slots = Math.max(rows.length === 0 ? 0 : rows[rows.length - 1]!.imageIndex + 1, legacyLength);
     const imageUrls: (string | null)[] = new Array(slots).fill(null);
     for (const row of rows) imageUrls[row.imageIndex] = row.url;
     return { ...fields, imageUrls, images: rows };
@@ -65,8 +69,7 @@ export function mergeScenes(generatedOutput: unknown, images: readonly SceneImag
 }
 
 function legacyUrls(value: unknown): (string | null)[] {
-  if (!Array.isArray(value)) return [];
-  return value.map((url) => (typeof url === 'string' && url !== '' ? url : null));
+  return Array.isArray(value) ? value.map(legacyUrl) : [];
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

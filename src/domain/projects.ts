@@ -9,7 +9,6 @@ import {
   requeueFailedSlots,
   requeueSceneSlots,
   scenesWithRows,
-  type LegacyImage,
   type NewSlot,
   type StoredSceneImage,
 } from '../db/images.ts';
@@ -21,6 +20,7 @@ import {
   listProjectSummaries,
   lockProject,
   releaseExpiredIdempotencyKey,
+  removeLegacyImageUrls,
   setScenePrompt,
   touchProject,
   type ProjectRow,
@@ -28,6 +28,7 @@ import {
 import type { Logger } from '../log.ts';
 import type { ObjectStore } from '../storage/store.ts';
 import { AppError, notFound } from './errors.ts';
+import { planLegacyImages } from './legacy.ts';
 import type { SceneImage } from './merge.ts';
 import type { ProjectCache } from './project-cache.ts';
 import { projectStatus, type ProjectStatus } from './progress.ts';
@@ -220,17 +221,18 @@ export async function generateMissing(ctx: ProjectsContext, ownerId: string, id:
     if (!project) throw notFound('project');
     const settings = settingsOf(project.settings);
     const withRows = await scenesWithRows(tx, id);
-    const legacy: LegacyImage[] = [];
+    const plan = planLegacyImages(project.generatedOutput);
+    const scenes = scenesOf(project.generatedOutput);
     const slots: NewSlot[] = [];
-    scenesOf(project.generatedOutput).forEach((scene, position) => {
-      const sceneIndex = sceneIndexOf(scene, position);
-      if (withRows.has(sceneIndex)) return;
-      const urls = legacyImagesOf(scene, sceneIndex);
-      legacy.push(...urls);
-      const count = Math.max(settings.imagesPerScene, legacyUrlCount(scene));
-      for (let imageIndex = 0; imageIndex < count; imageIndex++) slots.push({ sceneIndex, imageIndex, prompt: promptOf(scene) ?? '' });
-    });
-    await insertLegacyImages(tx, id, legacy);
+    for (const { position, sceneIndex, legacyLength } of plan.scenes) {
+      if (withRows.has(sceneIndex)) continue;
+      withRows.add(sceneIndex); // a duplicated index gets its slots once
+      const count = Math.max(settings.imagesPerScene, legacyLength);
+      const prompt = promptOf(scenes[position]) ?? '';
+      for (let imageIndex = 0; imageIndex < count; imageIndex++) slots.push({ sceneIndex, imageIndex, prompt });
+    }
+    // Legacy images first: their slots then already exist and are not queued.
+    await insertLegacyImages(tx, id, plan.images.filter((image) => slots.some((s) => s.sceneIndex === image.sceneIndex)));
     await insertQueuedSlots(tx, id, settings.aspectRatio, slots);
     await requeueFailedSlots(tx, id);
     await touchProject(tx, id);
@@ -262,9 +264,16 @@ export async function regenerateScene(
     const prompt = change.prompt?.trim() ?? promptOf(scene) ?? '';
     if (change.prompt !== undefined) await setScenePrompt(tx, id, position, change.prompt);
 
+    // A legacy scene is adopted: its images get rows (served until replaced) and its JSON
+    // copy of them goes, since from now on the rows are the whole truth for this scene.
+    const legacyLength = planLegacyImages(project.generatedOutput).scenes[position]?.legacyLength ?? 0;
     const withRows = await scenesWithRows(tx, id);
-    if (!withRows.has(sceneIndex)) await insertLegacyImages(tx, id, legacyImagesOf(scene, sceneIndex));
-    const currentCount = await sceneSlotCount(tx, id, sceneIndex);
+    if (!withRows.has(sceneIndex)) {
+      const legacy = planLegacyImages(project.generatedOutput).images.filter((image) => image.sceneIndex === sceneIndex);
+      await insertLegacyImages(tx, id, legacy);
+    }
+    if (legacyLength > 0) await removeLegacyImageUrls(tx, [{ projectId: id, positions: [position] }]);
+    const currentCount = Math.max(await sceneSlotCount(tx, id, sceneIndex), legacyLength);
     const count = change.imagesPerScene ?? (currentCount > 0 ? currentCount : settingsOf(project.settings).imagesPerScene);
 
     await requeueSceneSlots(tx, id, sceneIndex, count, prompt);
@@ -290,17 +299,7 @@ async function sceneSlotCount(sql: Sql, projectId: string, sceneIndex: number): 
   return row?.n ?? 0;
 }
 
-function legacyUrlCount(scene: unknown): number {
-  const urls = scene !== null && typeof scene === 'object' ? (scene as Record<string, unknown>).imageUrls : undefined;
-  return Array.isArray(urls) ? urls.length : 0;
-}
 
-/** The usable legacy URLs of a scene (non-empty strings), with their slot. */
-function legacyImagesOf(scene: unknown, sceneIndex: number): LegacyImage[] {
-  const urls = scene !== null && typeof scene === 'object' ? (scene as Record<string, unknown>).imageUrls : undefined;
-  if (!Array.isArray(urls)) return [];
-  return urls.flatMap((url, imageIndex) => (typeof url === 'string' && url !== '' ? [{ sceneIndex, imageIndex, url }] : []));
-}
 
 function hashRequest(input: CreateProjectInput): string {
   return createHash('sha256').update(JSON.stringify(input)).digest('hex');
