@@ -117,3 +117,24 @@ export function planLegacyImages(generatedOutput: unknown): LegacyPlan {
   });
   return plan;
 }
+
+/**
+ * The scene positions whose legacy imageUrls may be removed from the stored JSON: every
+ * usable URL has its row, nothing unusable but blanks (null, "") would be lost, and the
+ * rows reach as far as the legacy array (so a read answers the same without it).
+ * Duplicated-index scenes are never pruned.
+ */
+export function prunableScenes(plan: LegacyPlan, rowSlots: (sceneIndex: number) => ReadonlySet<number> | undefined): number[] {
+  const blocked = new Set<number>();
+  for (const s of plan.skipped) {
+    if (s.scene !== null && s.reason !== 'entry_null' && s.reason !== 'entry_empty' && s.reason !== 'image_urls_missing') blocked.add(s.scene);
+  }
+  return plan.scenes.flatMap(({ position, sceneIndex, legacyLength, duplicateIndex }) => {
+    if (legacyLength === 0 || duplicateIndex || blocked.has(position)) return [];
+    const slots = rowSlots(sceneIndex);
+    if (!slots) return [];
+    const covered = plan.images.every((image) => image.sceneIndex !== sceneIndex || slots.has(image.imageIndex));
+    const reach = Math.max(-1, ...slots) + 1;
+    return covered && reach >= legacyLength ? [position] : [];
+  });
+}
