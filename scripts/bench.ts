@@ -1,5 +1,5 @@
 /**
- * npm run -s bench -- [--json] [--concurrency N] [--http-seconds S]
+ * npm run -s bench -- [--json] [--concurrency N] [--http-seconds S] [--only pipeline,throughput,reads,backfill]
  * (-s keeps npm's banner off stdout, so --json output parses.)
  *
  * Measures, in one run on one embedded PostgreSQL, how close the service comes to what this
@@ -9,6 +9,7 @@
  */
 import { parseArgs } from 'node:util';
 import { measurePipeline, measureThroughput } from './bench/generation.ts';
+import { measureBackfill } from './bench/backfill.ts';
 import { measureProjectReads } from './bench/http.ts';
 import { smallPng } from './bench/provider.ts';
 import { describeMachine, json, markdown, type Measurement } from './bench/report.ts';
@@ -20,6 +21,7 @@ const { values: args } = parseArgs({
     json: { type: 'boolean', default: false },
     concurrency: { type: 'string', default: '64' },
     'http-seconds': { type: 'string', default: '6' },
+    only: { type: 'string' },
   },
 });
 const throughputConcurrency = Number(args.concurrency);
@@ -35,13 +37,16 @@ const pg = await startBenchPostgres(createLogger('warn'));
 const measurements: Measurement[] = [];
 try {
   const png = await smallPng();
-  progress('1/3 pipeline efficiency (1,000 slots, 100 ms provider, concurrency 50)');
-  measurements.push(await measurePipeline(pg, png));
-  progress(`2/3 throughput (5,000 slots, zero-latency provider, concurrency ${throughputConcurrency})`);
-  measurements.push(await measureThroughput(pg, png, throughputConcurrency));
-  progress(`3/3 GET /projects/:id under autocannon (${httpSeconds} s per server), project cache off, then on`);
-  measurements.push(await measureProjectReads(pg, png, httpSeconds, false));
-  measurements.push(await measureProjectReads(pg, png, httpSeconds, true));
+  const want = (name: string) => args.only === undefined || args.only.split(',').includes(name);
+  if (want('pipeline')) progress('1/4 pipeline efficiency (1,000 slots, 100 ms provider, concurrency 50)');
+  if (want('pipeline')) measurements.push(await measurePipeline(pg, png));
+  if (want('throughput')) progress(`2/4 throughput (5,000 slots, zero-latency provider, concurrency ${throughputConcurrency})`);
+  if (want('throughput')) measurements.push(await measureThroughput(pg, png, throughputConcurrency));
+  if (want('reads')) progress(`3/4 GET /projects/:id under autocannon (${httpSeconds} s per server), project cache off, then on`);
+  if (want('reads')) measurements.push(await measureProjectReads(pg, png, httpSeconds, false));
+  if (want('reads')) measurements.push(await measureProjectReads(pg, png, httpSeconds, true));
+  if (want('backfill')) progress('4/4 backfill of 1,000,000 legacy URLs, against a bare INSERT ... SELECT and a row-at-a-time loop');
+  if (want('backfill')) measurements.push(...(await measureBackfill(pg)));
 } catch (err) {
   console.error('bench: the run crashed:', err);
   process.exitCode = 1;

@@ -29,6 +29,8 @@ export const ConfigSchema = z
     PROJECT_CACHE_MB: int(0, 65_536).default(64),
     MAX_BODY_BYTES: int(1_024, 64 * 1024 * 1024).default(4 * 1024 * 1024),
     RUNNER: z.enum(['on', 'off']).default('on'),
+    /** Single-user mode acts as this owner (e.g. an existing user of an adopted legacy database). */
+    OWNER_ID: z.uuid().default('00000000-0000-4000-8000-000000000001'),
     LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
 
     IMAGE_PROVIDER: z.enum(PROVIDERS).default('local'),

@@ -93,7 +93,7 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
     providers,
     runner,
     projectCache: createProjectCache({ maxBytes: config.PROJECT_CACHE_MB * 1024 * 1024, maxAgeMs }),
-    ownerId: LOCAL_OWNER_ID,
+    ownerId: config.OWNER_ID,
     async close() {
       await runner.stop(config.SHUTDOWN_GRACE_MS);
       await db.close();
