@@ -51,7 +51,7 @@ export function connect(url: string, poolSize: number): Pool {
       bigint: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) },
       // timestamptz stays PostgreSQL's text (UTC, microseconds): no Date round trip per
       // value on hot reads, and keyset cursors keep their full precision. See toIso().
-      timestamptz: { to: 1184, from: [1184], serialize: (x: string | Date) => (x instanceof Date ? x.toISOString() : x), parse: (x: string) => x },
+      timestamptz: { to: 1184, from: [1184, 1114], serialize: (x: string | Date) => (x instanceof Date ? x.toISOString() : x), parse: (x: string) => x },
     },
     transform: { ...postgres.camel, undefined: null },
     connection: { application_name: 'sceneworks', TimeZone: 'UTC', DateStyle: 'ISO' },
@@ -63,7 +63,8 @@ export function connect(url: string, poolSize: number): Pool {
  * API's ISO-8601 form with milliseconds ('2026-11-22T00:04:52.622Z').
  */
 export function toIso(pg: string): string {
-  const fraction = pg[19] === '.' ? pg.slice(20, pg.indexOf('+', 20)).slice(0, 3).padEnd(3, '0') : '000';
+  // Also 'timestamp without time zone' of an adopted legacy table: no offset, taken as UTC.
+  const fraction = pg[19] === '.' ? (/^\d+/.exec(pg.slice(20))?.[0] ?? '').slice(0, 3).padEnd(3, '0') : '000';
   return `${pg.slice(0, 10)}T${pg.slice(11, 19)}.${fraction}Z`;
 }
 

@@ -34,16 +34,23 @@ export interface ImageRow {
 export const QUEUE_CHANNEL = 'sceneworks_queue';
 
 /**
- * Queues slots: new ones are inserted as 'queued'; existing ones are left as they are.
- * One statement for N slots.
+ * The queue's virtual time: the lowest rank still queued. Slots queued now are ranked from
+ * here, so they interleave with what is already waiting instead of queueing behind it.
+ */
+const QUEUE_NOW = 'coalesce((SELECT min(queue_rank) FROM generated_images WHERE status = \'queued\'), 0)';
+
+/**
+ * Queues slots: new ones are inserted as 'queued', ranked in the order given; existing ones
+ * are left as they are. One statement for N slots.
  */
 export async function insertQueuedSlots(sql: Sql, projectId: string, aspectRatio: string, slots: readonly NewSlot[]): Promise<number> {
   if (slots.length === 0) return 0;
   const result = await sql`
-    INSERT INTO generated_images (content_creation_request_id, scene_index, image_index, status, prompt, aspect_ratio, queued_at)
-    SELECT ${projectId}, s.scene_index, s.image_index, 'queued', s.prompt, ${aspectRatio}, clock_timestamp()
+    INSERT INTO generated_images (content_creation_request_id, scene_index, image_index, status, prompt, aspect_ratio, queued_at, queue_rank)
+    SELECT ${projectId}, s.scene_index, s.image_index, 'queued', s.prompt, ${aspectRatio}, clock_timestamp(), now_rank.r + s.ord
     FROM unnest(${slots.map((s) => s.sceneIndex)}::int[], ${slots.map((s) => s.imageIndex)}::int[], ${slots.map((s) => s.prompt)}::text[])
-      AS s(scene_index, image_index, prompt)
+      WITH ORDINALITY AS s(scene_index, image_index, prompt, ord),
+      (SELECT ${sql.unsafe(QUEUE_NOW)} AS r) now_rank
     ON CONFLICT (content_creation_request_id, scene_index, image_index) DO NOTHING`;
   return result.count;
 }
@@ -77,7 +84,8 @@ export type StoredSceneImage = SceneImage & { storageKey: string | null };
 export async function listProjectImages(sql: Sql, projectId: string): Promise<StoredSceneImage[]> {
   const rows = await sql<ImageRow[]>`
     SELECT id, scene_index, image_index, status, image_url, storage_key, width, height, mime_type, bytes, provider, model, seed,
-           attempts, error, created_at, updated_at
+           attempts, error, coalesce(created_at, updated_at, now()) AS created_at,
+           coalesce(updated_at, created_at, now()) AS updated_at -- legacy rows may lack either
     FROM generated_images WHERE content_creation_request_id = ${projectId}
     ORDER BY scene_index, image_index`;
   return rows.map(toSceneImage);
@@ -118,10 +126,13 @@ export async function scenesWithRows(sql: Sql, projectId: string): Promise<Set<n
  */
 export async function requeueFailedSlots(sql: Sql, projectId: string): Promise<number> {
   const result = await sql`
-    UPDATE generated_images
-    SET status = 'queued', generation = generation + 1, attempts = 0, error = NULL,
+    UPDATE generated_images g
+    SET status = 'queued', generation = g.generation + 1, attempts = 0, error = NULL, queue_rank = now_rank.r + f.ord,
         locked_by = NULL, locked_until = NULL, queued_at = clock_timestamp(), updated_at = now()
-    WHERE content_creation_request_id = ${projectId} AND status = 'failed'`;
+    FROM (SELECT id, row_number() OVER (ORDER BY scene_index, image_index) AS ord FROM generated_images
+          WHERE content_creation_request_id = ${projectId} AND status = 'failed') f,
+         (SELECT ${sql.unsafe(QUEUE_NOW)} AS r) now_rank
+    WHERE g.id = f.id`;
   return result.count;
 }
 
@@ -132,10 +143,12 @@ export async function requeueFailedSlots(sql: Sql, projectId: string): Promise<n
  */
 export async function requeueSceneSlots(sql: Sql, projectId: string, sceneIndex: number, count: number, prompt: string): Promise<number> {
   const result = await sql`
-    UPDATE generated_images
-    SET status = 'queued', generation = generation + 1, attempts = 0, error = NULL, prompt = ${prompt},
+    UPDATE generated_images g
+    SET status = 'queued', generation = g.generation + 1, attempts = 0, error = NULL, prompt = ${prompt},
+        queue_rank = now_rank.r + g.image_index + 1,
         locked_by = NULL, locked_until = NULL, queued_at = clock_timestamp(), updated_at = now()
-    WHERE content_creation_request_id = ${projectId} AND scene_index = ${sceneIndex} AND image_index < ${count}`;
+    FROM (SELECT ${sql.unsafe(QUEUE_NOW)} AS r) now_rank
+    WHERE g.content_creation_request_id = ${projectId} AND g.scene_index = ${sceneIndex} AND g.image_index < ${count}`;
   return result.count;
 }
 

@@ -13,7 +13,8 @@ export async function migrate(databaseUrl: string, log: Logger): Promise<string[
     databaseUrl,
     dir: MIGRATIONS_DIR,
     direction: 'up',
-    migrationsTable: 'pgmigrations',
+    // Our own name: an adopted legacy database may keep its own node-pg-migrate history in pgmigrations.
+    migrationsTable: 'sceneworks_migrations',
     advisoryLockMode: 'wait',
     checkOrder: true,
     log: (message: string) => log.debug({ migrate: message }, 'migrate'),

@@ -12,3 +12,10 @@ describe('toIso', () => {
     expect(toIso(s)).toBe(new Date('2024-02-29T23:59:59.999Z').toISOString());
   });
 });
+
+describe('toIso on timestamp without time zone (adopted legacy columns)', () => {
+  it('reads the value as UTC', () => {
+    expect(toIso('2021-03-04 05:06:07.891011')).toBe('2021-03-04T05:06:07.891Z');
+    expect(toIso('2021-03-04 05:06:07')).toBe('2021-03-04T05:06:07.000Z');
+  });
+});
