@@ -1,5 +1,5 @@
 /**
- * npm run -s bench -- [--json] [--concurrency N] [--http-seconds S] [--only pipeline,throughput,reads,backfill]
+ * npm run -s bench -- [--json] [--concurrency N] [--http-seconds S] [--only pipeline,throughput,reads,backfill,race]
  * (-s keeps npm's banner off stdout, so --json output parses.)
  *
  * Measures, in one run on one embedded PostgreSQL, how close the service comes to what this
@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util';
 import { measurePipeline, measureThroughput } from './bench/generation.ts';
 import { measureBackfill } from './bench/backfill.ts';
 import { measureProjectReads } from './bench/http.ts';
+import { measureRace } from './bench/race.ts';
 import { smallPng } from './bench/provider.ts';
 import { describeMachine, json, markdown, type Measurement } from './bench/report.ts';
 import { startBenchPostgres } from './bench/service.ts';
@@ -38,15 +39,17 @@ const measurements: Measurement[] = [];
 try {
   const png = await smallPng();
   const want = (name: string) => args.only === undefined || args.only.split(',').includes(name);
-  if (want('pipeline')) progress('1/4 pipeline efficiency (1,000 slots, 100 ms provider, concurrency 50)');
+  if (want('pipeline')) progress('1/5 pipeline efficiency (1,000 slots, 100 ms provider, concurrency 50)');
   if (want('pipeline')) measurements.push(await measurePipeline(pg, png));
-  if (want('throughput')) progress(`2/4 throughput (5,000 slots, zero-latency provider, concurrency ${throughputConcurrency})`);
+  if (want('throughput')) progress(`2/5 throughput (5,000 slots, zero-latency provider, concurrency ${throughputConcurrency})`);
   if (want('throughput')) measurements.push(await measureThroughput(pg, png, throughputConcurrency));
-  if (want('reads')) progress(`3/4 GET /projects/:id under autocannon (${httpSeconds} s per server), project cache off, then on`);
+  if (want('reads')) progress(`3/5 GET /projects/:id under autocannon (${httpSeconds} s per server), project cache off, then on`);
   if (want('reads')) measurements.push(await measureProjectReads(pg, png, httpSeconds, false));
   if (want('reads')) measurements.push(await measureProjectReads(pg, png, httpSeconds, true));
-  if (want('backfill')) progress('4/4 backfill of 1,000,000 legacy URLs, against a bare INSERT ... SELECT and a row-at-a-time loop');
+  if (want('backfill')) progress('4/5 backfill of 1,000,000 legacy URLs, against a bare INSERT ... SELECT and a row-at-a-time loop');
   if (want('backfill')) measurements.push(...(await measureBackfill(pg)));
+  if (want('race')) progress('5/5 legacy race: 1,000 concurrent image saves into one project, JSON read-modify-write vs row upserts (pool of 10)');
+  if (want('race')) measurements.push(...(await measureRace(pg)));
 } catch (err) {
   console.error('bench: the run crashed:', err);
   process.exitCode = 1;

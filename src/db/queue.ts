@@ -22,7 +22,7 @@ export async function claimQueuedSlots(sql: Sql, workerId: string, limit: number
     WITH picked AS (
       SELECT id FROM generated_images
       WHERE status = 'queued'
-      ORDER BY queued_at, id
+      ORDER BY queue_rank, queued_at, id
       LIMIT ${limit}
       FOR UPDATE SKIP LOCKED
     )
@@ -148,21 +148,30 @@ export async function markImageFailed(
   return result.count === 1;
 }
 
+/** A claim that was abandoned: enough to name the object its worker may have uploaded. */
+export interface AbandonedClaim {
+  projectId: string;
+  sceneIndex: number;
+  imageIndex: number;
+  generation: number;
+  attempts: number;
+  status: 'queued' | 'failed';
+}
+
 /**
  * Slots whose lease expired (their worker died or hung) go back to the queue, or fail once
  * they have used `maxAttempts` claims, so a slot that kills its worker cannot loop forever.
+ * Returns the abandoned claims, so the objects they may have uploaded can be removed.
  */
-export async function recoverExpiredLeases(sql: Sql, maxAttempts: number): Promise<{ requeued: number; failed: number }> {
-  const rows = await sql<{ status: string }[]>`
+export async function recoverExpiredLeases(sql: Sql, maxAttempts: number): Promise<AbandonedClaim[]> {
+  return sql<AbandonedClaim[]>`
     UPDATE generated_images
     SET status = CASE WHEN attempts >= ${maxAttempts} THEN 'failed' ELSE 'queued' END,
         error = CASE WHEN attempts >= ${maxAttempts}
                      THEN 'abandoned: its worker stopped responding ' || attempts || ' times' ELSE error END,
         locked_by = NULL, locked_until = NULL, updated_at = now()
     WHERE status = 'running' AND locked_until < now()
-    RETURNING status`;
-  const failed = rows.filter((r) => r.status === 'failed').length;
-  return { requeued: rows.length - failed, failed };
+    RETURNING content_creation_request_id AS project_id, scene_index, image_index, generation, attempts, status`;
 }
 
 /** Gives this worker's unfinished slots back to the queue at once (graceful shutdown). */

@@ -25,7 +25,7 @@ import { ASPECT_RATIOS, IMAGE_SIZES, type AspectRatio } from './aspect-ratio.ts'
 import { createBatcher } from './batcher.ts';
 import { fullPromptOf } from './prompt.ts';
 import { createProviderGate, type ProviderGate } from './provider-gate.ts';
-import { imageKey } from './storage-key.ts';
+import { attemptKeys, imageKey } from './storage-key.ts';
 
 export interface RunnerOptions {
   sql: Pool;
@@ -140,8 +140,13 @@ export function createRunner(o: RunnerOptions): Runner {
       try {
         if (Date.now() - lastRecovery >= o.pollIntervalMs) {
           lastRecovery = Date.now();
-          const recovered = await recoverExpiredLeases(o.sql, o.maxAttempts);
-          if (recovered.requeued + recovered.failed > 0) o.log.warn(recovered, 'recovered slots whose lease expired');
+          const abandoned = await recoverExpiredLeases(o.sql, o.maxAttempts);
+          if (abandoned.length > 0) {
+            o.log.warn({ requeued: abandoned.filter((a) => a.status === 'queued').length, failed: abandoned.filter((a) => a.status === 'failed').length }, 'recovered slots whose lease expired');
+            // A worker that died after uploading left an object no row will ever reference.
+            const orphans = abandoned.flatMap((a) => attemptKeys({ ...a, attempt: a.attempts }));
+            await o.store.remove(orphans).catch((err) => o.log.warn({ err }, 'could not remove objects of abandoned attempts'));
+          }
         }
         const free = maxHeld - held.size;
         if (free > 0) {
@@ -234,7 +239,11 @@ export function createRunner(o: RunnerOptions): Runner {
       log.debug({ url }, 'image succeeded');
       if (result.previousKey && result.previousKey !== key) await removeQuietly(result.previousKey, log);
     } catch (err) {
-      if (signal.aborted && !running) return; // shutting down: the slot was handed back
+      if (signal.aborted && !running) {
+        // Shutting down: the slot was handed back; what we stored for it is nobody's.
+        if (storedKey) await removeQuietly(storedKey, log);
+        return;
+      }
       const message = err instanceof Error ? err.message : String(err);
       const failure = {
         error: message,
