@@ -53,6 +53,8 @@ export interface FakeOpenAI {
   /** Paths of the image downloads received, in order. */
   downloads: string[];
   script(...faults: OpenAIFault[]): void;
+  /** API requests fully answered so far (requests.length - answered() = in flight). */
+  answered(): number;
   /** Forgets recorded requests, downloads and any faults still scripted. */
   reset(): void;
   close(): Promise<void>;
@@ -67,7 +69,7 @@ const SIZES: Readonly<Record<Family, readonly string[]>> = {
 };
 
 /** A fake of OpenAI's Images API (POST /v1/images/generations) on 127.0.0.1, speaking its wire format. */
-export async function startFakeOpenAI(options: { retryAfterSeconds?: number } = {}): Promise<FakeOpenAI> {
+export async function startFakeOpenAI(options: { retryAfterSeconds?: number; delayMs?: number } = {}): Promise<FakeOpenAI> {
   const retryAfter = String(options.retryAfterSeconds ?? 7);
   const apiKey = `sk-test-${randomBytes(12).toString('hex')}`;
   const requests: RecordedRequest[] = [];
@@ -75,6 +77,7 @@ export async function startFakeOpenAI(options: { retryAfterSeconds?: number } = 
   const queue: OpenAIFault[] = [];
   const files = new Map<string, { bytes: Buffer; type: string }>();
   let base = '';
+  const answered = { count: 0 };
 
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
@@ -122,6 +125,9 @@ export async function startFakeOpenAI(options: { retryAfterSeconds?: number } = 
     }
 
     const fault = queue.shift() ?? 'ok';
+    // A model takes time: answers (of every kind) come after delayMs.
+    if (options.delayMs) await new Promise((r) => setTimeout(r, options.delayMs));
+    res.once('finish', () => answered.count++);
     switch (fault) {
       case 'bad_key':
         return sendError(res, requestId, 401, `Incorrect API key provided: ${mask(apiKey)}. You can find your API key at https://platform.openai.com/account/api-keys.`, 'invalid_request_error', 'invalid_api_key');
@@ -200,6 +206,7 @@ export async function startFakeOpenAI(options: { retryAfterSeconds?: number } = 
     apiKey,
     requests,
     downloads,
+    answered: () => answered.count,
     script(...faults) {
       queue.push(...faults);
     },
