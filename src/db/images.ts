@@ -122,12 +122,15 @@ export async function scenesWithRows(sql: Sql, projectId: string): Promise<Set<n
 
 /**
  * Queues again every failed slot of a project (POST /projects/:id/generate). A new
- * generation fences any worker still holding an old claim.
+ * generation fences any worker still holding an old claim. A slot without a prompt of its
+ * own (a legacy row) takes its scene's prompt.
  */
-export async function requeueFailedSlots(sql: Sql, projectId: string): Promise<number> {
+export async function requeueFailedSlots(sql: Sql, projectId: string, scenePrompts: readonly { sceneIndex: number; prompt: string }[]): Promise<number> {
   const result = await sql`
     UPDATE generated_images g
     SET status = 'queued', generation = g.generation + 1, attempts = 0, error = NULL, queue_rank = now_rank.r + f.ord,
+        prompt = coalesce(g.prompt, (SELECT sp.prompt FROM unnest(${scenePrompts.map((s) => s.sceneIndex)}::int[], ${scenePrompts.map((s) => s.prompt)}::text[])
+                                     AS sp(scene_index, prompt) WHERE sp.scene_index = g.scene_index LIMIT 1)),
         locked_by = NULL, locked_until = NULL, queued_at = clock_timestamp(), updated_at = now()
     FROM (SELECT id, row_number() OVER (ORDER BY scene_index, image_index) AS ord FROM generated_images
           WHERE content_creation_request_id = ${projectId} AND status = 'failed') f,

@@ -33,7 +33,7 @@ export async function claimQueuedSlots(sql: Sql, workerId: string, limit: number
     FROM picked, content_creation_requests p
     WHERE g.id = picked.id AND p.id = g.content_creation_request_id
     RETURNING g.id, g.content_creation_request_id AS project_id, g.scene_index, g.image_index, g.generation,
-              g.attempts, g.prompt, g.aspect_ratio, p.settings`;
+              g.attempts, g.prompt, coalesce(g.aspect_ratio, p.settings ->> 'aspectRatio') AS aspect_ratio, p.settings`;
 }
 
 /** Extends the leases of the slots this worker is still running. One statement for all. */

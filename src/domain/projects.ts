@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { toIso, type Pool, type Sql } from '../db/database.ts';
+import { claimIdempotencyKey } from '../db/idempotency.ts';
 import {
   deleteSurplusSlots,
   insertLegacyImages,
@@ -215,10 +216,11 @@ function decodeCursor(cursor: string): { createdAt: string; id: string } {
  * scenes that never had any (e.g. a legacy project). Scenes that have rows keep their slot
  * count (a regenerate may have changed it).
  */
-export async function generateMissing(ctx: ProjectsContext, ownerId: string, id: string): Promise<ProjectView> {
-  await ctx.sql.begin(async (tx) => {
+export async function generateMissing(ctx: ProjectsContext, ownerId: string, id: string, idempotencyKey?: string): Promise<ProjectView> {
+  const queued = await ctx.sql.begin(async (tx) => {
     const project = await lockProject(tx, ownerId, id);
     if (!project) throw notFound('project');
+    if (!(await claimActionKey(tx, ownerId, id, idempotencyKey, `generate:${id}`, {}))) return false;
     const settings = settingsOf(project.settings);
     const withRows = await scenesWithRows(tx, id);
     const plan = planLegacyImages(project.generatedOutput);
@@ -234,11 +236,16 @@ export async function generateMissing(ctx: ProjectsContext, ownerId: string, id:
     // Legacy images first: their slots then already exist and are not queued.
     await insertLegacyImages(tx, id, plan.images.filter((image) => slots.some((s) => s.sceneIndex === image.sceneIndex)));
     await insertQueuedSlots(tx, id, settings.aspectRatio, slots);
-    await requeueFailedSlots(tx, id);
+    const scenePrompts = plan.scenes.flatMap(({ position, sceneIndex }) => {
+      const prompt = promptOf(scenes[position]);
+      return prompt ? [{ sceneIndex, prompt }] : [];
+    });
+    await requeueFailedSlots(tx, id, scenePrompts);
     await touchProject(tx, id);
     await notifyQueued(tx);
+    return true;
   });
-  ctx.wake();
+  if (queued) ctx.wake();
   return getProject(ctx, ownerId, id);
 }
 
@@ -253,10 +260,13 @@ export async function regenerateScene(
   id: string,
   sceneIndex: number,
   change: { prompt?: string | undefined; imagesPerScene?: number | undefined },
+  idempotencyKey?: string,
 ): Promise<ProjectView> {
   const removedKeys = await ctx.sql.begin(async (tx) => {
     const project = await lockProject(tx, ownerId, id);
     if (!project) throw notFound('project');
+    const body = { prompt: change.prompt ?? null, imagesPerScene: change.imagesPerScene ?? null };
+    if (!(await claimActionKey(tx, ownerId, id, idempotencyKey, `regenerate:${id}:${sceneIndex}`, body))) return undefined;
     const scenes = scenesOf(project.generatedOutput);
     const position = scenes.findIndex((scene, i) => sceneIndexOf(scene, i) === sceneIndex);
     if (position < 0) throw notFound(`scene ${sceneIndex}`);
@@ -284,6 +294,7 @@ export async function regenerateScene(
     await notifyQueued(tx);
     return removed;
   });
+  if (removedKeys === undefined) return getProject(ctx, ownerId, id); // a retry: nothing was done
   ctx.wake();
   if (removedKeys.length > 0) {
     // After commit: no row references these objects any more.
@@ -299,7 +310,18 @@ async function sceneSlotCount(sql: Sql, projectId: string, sceneIndex: number): 
   return row?.n ?? 0;
 }
 
-
+/**
+ * Claims the Idempotency-Key of an action on a project, inside the action's transaction and
+ * after the project's lock. True: do the action. False: this same request was done before
+ * (within the window): do nothing, answer with the project as it is now.
+ */
+async function claimActionKey(tx: Sql, ownerId: string, projectId: string, key: string | undefined, scope: string, body: Record<string, unknown>): Promise<boolean> {
+  if (key === undefined) return true;
+  const requestHash = createHash('sha256').update(JSON.stringify([scope, body])).digest('hex');
+  const outcome = await claimIdempotencyKey(tx, { ownerId, key, scope, requestHash, projectId, windowMs: IDEMPOTENCY_WINDOW_MS });
+  if (outcome === 'conflict') throw new AppError('CONFLICT', 'this Idempotency-Key was already used for another request (another action, project, scene or body)');
+  return outcome === 'new';
+}
 
 function hashRequest(input: CreateProjectInput): string {
   return createHash('sha256').update(JSON.stringify(input)).digest('hex');

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pLimit from 'p-limit';
 import pRetry, { AbortError as StopRetrying } from 'p-retry';
 import type { Pool } from '../db/database.ts';
+import { purgeExpiredIdempotencyKeys } from '../db/idempotency.ts';
 import { QUEUE_CHANNEL } from '../db/images.ts';
 import {
   claimQueuedSlots,
@@ -82,6 +83,8 @@ function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
 /** Commits that fail on a database error are retried this many times before the lease is left to expire. */
 const COMMIT_TRIES = 6;
 const COMMIT_BATCH = 100;
+const PURGE_EVERY_MS = 10 * 60_000;
+const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60_000;
 
 /**
  * The queue is the generated_images table. The runner claims queued slots in batches and
@@ -110,6 +113,7 @@ export function createRunner(o: RunnerOptions): Runner {
   let woken = false;
   let heartbeat: NodeJS.Timeout | undefined;
   let lastRecovery = 0;
+  let lastPurge = 0;
   let unlisten: (() => Promise<void>) | undefined;
 
   function wake() {
@@ -147,6 +151,11 @@ export function createRunner(o: RunnerOptions): Runner {
             const orphans = abandoned.flatMap((a) => attemptKeys({ ...a, attempt: a.attempts }));
             await o.store.remove(orphans).catch((err) => o.log.warn({ err }, 'could not remove objects of abandoned attempts'));
           }
+        }
+        if (Date.now() - lastPurge >= PURGE_EVERY_MS) {
+          lastPurge = Date.now();
+          // Housekeeping: expired keys are harmless (their next use replaces them) but take room.
+          await purgeExpiredIdempotencyKeys(o.sql, IDEMPOTENCY_WINDOW_MS);
         }
         const free = maxHeld - held.size;
         if (free > 0) {

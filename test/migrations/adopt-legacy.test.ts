@@ -241,11 +241,8 @@ describe('adopting a legacy database', () => {
       expect(row!.attempts).toBeGreaterThan(0);
     });
 
-    // KNOWN BUG (service, not schema): legacy rows have no prompt, and requeueFailedSlots keeps
-    // the row's prompt, so the runner fails the requeued slot with "the scene has no prompt".
-    // Fix: generateMissing gives requeued slots the scene's prompt when they have none. Drop
-    // `.fails` once fixed.
-    it.fails('the requeued legacy slot gets its image', async () => {
+    // Legacy rows have no prompt of their own: a requeued one takes its scene's prompt.
+    it('the requeued legacy slot gets its image', async () => {
       const done = await t.waitForProject(OWNER_PROJECT);
       expect(done.generatedOutput.scenes[1].images[0]).toMatchObject({ status: 'succeeded', error: null });
       expect(done.generatedOutput.scenes[1].imageUrls[0]).toMatch(/^http:\/\/sceneworks\.test\/files\/.+\.png$/);

@@ -35,6 +35,11 @@ const errors = {
   404: { description: 'No such project (or not yours)', content: { 'application/json': { schema: ErrorBody } } },
 } as const;
 
+const idempotencyConflict = {
+  description: 'Idempotency-Key already used for another request (another action, project, scene or body)',
+  content: { 'application/json': { schema: ErrorBody } },
+} as const;
+
 const projectResponse = (description: string) => ({ description, content: { 'application/json': { schema: Project } } });
 
 export function projectRoutes(deps: ProjectRoutesDeps) {
@@ -105,11 +110,12 @@ export function projectRoutes(deps: ProjectRoutesDeps) {
       method: 'post',
       path: '/projects/{id}/generate',
       summary: 'Queue every slot that has no image (failed or never generated)',
-      request: { params: ProjectIdParam },
-      responses: { 202: projectResponse('Accepted'), 404: errors[404] },
+      request: { params: ProjectIdParam, headers: IdempotencyHeaders },
+      responses: { 202: projectResponse('Accepted'), 400: errors[400], 404: errors[404], 409: idempotencyConflict },
     }),
     async (c) => {
-      const project = await generateMissing(deps.projects, c.get('ownerId'), c.req.valid('param').id);
+      const key = c.req.valid('header')['idempotency-key'];
+      const project = await generateMissing(deps.projects, c.get('ownerId'), c.req.valid('param').id, key);
       return c.json(project as z.infer<typeof Project>, 202);
     },
   );
@@ -122,14 +128,16 @@ export function projectRoutes(deps: ProjectRoutesDeps) {
       middleware: [jsonBody({ required: false })] as const,
       request: {
         params: SceneParams,
+        headers: IdempotencyHeaders,
         body: { required: false, content: { 'application/json': { schema: RegenerateBody } } },
       },
-      responses: { 202: projectResponse('Accepted'), 400: errors[400], 404: errors[404] },
+      responses: { 202: projectResponse('Accepted'), 400: errors[400], 404: errors[404], 409: idempotencyConflict },
     }),
     async (c) => {
       const { id, sceneIndex } = c.req.valid('param');
       const body = (c.req.valid('json') as z.infer<typeof RegenerateBody> | undefined) ?? {};
-      const project = await regenerateScene(deps.projects, c.get('ownerId'), id, sceneIndex, body);
+      const key = c.req.valid('header')['idempotency-key'];
+      const project = await regenerateScene(deps.projects, c.get('ownerId'), id, sceneIndex, body, key);
       return c.json(project as z.infer<typeof Project>, 202);
     },
   );
