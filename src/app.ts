@@ -6,6 +6,7 @@ import { AppError } from './domain/errors.ts';
 import type { AppEnv } from './http/env.ts';
 import { errorResponse, onError } from './http/errors.ts';
 import { requestContext } from './http/middleware.ts';
+import { eventRoutes } from './http/routes/events.ts';
 import { fileRoutes } from './http/routes/files.ts';
 import { opsRoutes } from './http/routes/ops.ts';
 import { projectRoutes } from './http/routes/projects.ts';
@@ -32,6 +33,8 @@ export function createApp(deps: Deps) {
       defaultProvider: deps.config.IMAGE_PROVIDER,
     }),
   );
+
+  app.route('/', eventRoutes({ events: { sql: deps.db.sql, store: deps.store, hub: deps.projectEvents }, keepAliveMs: deps.config.SSE_KEEP_ALIVE_MS }));
 
   app.doc31('/openapi.json', {
     openapi: '3.1.0',

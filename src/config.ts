@@ -27,6 +27,7 @@ export const ConfigSchema = z
     RETRY_BASE_MS: int(1, 600_000).default(1_000),
     PROVIDER_TIMEOUT_MS: int(100, 3_600_000).default(120_000),
     PROJECT_CACHE_MB: int(0, 65_536).default(64),
+    SSE_KEEP_ALIVE_MS: int(1_000, 300_000).default(15_000),
     MAX_BODY_BYTES: int(1_024, 64 * 1024 * 1024).default(4 * 1024 * 1024),
     RUNNER: z.enum(['on', 'off']).default('on'),
     /** Single-user mode acts as this owner (e.g. an existing user of an adopted legacy database). */

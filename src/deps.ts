@@ -3,6 +3,7 @@ import type { Config } from './config.ts';
 import { openDatabase, type Database } from './db/database.ts';
 import { migrate } from './db/migrate.ts';
 import { createProjectCache, type ProjectCache } from './domain/project-cache.ts';
+import { createProjectEventsHub, type ProjectEventsHub } from './domain/project-events.ts';
 import { createRunner, type Runner } from './domain/runner.ts';
 import type { Logger } from './log.ts';
 import type { ImageProvider } from './providers/provider.ts';
@@ -24,6 +25,8 @@ export interface Deps {
   providers: ReadonlyMap<string, ImageProvider>;
   runner: Runner;
   projectCache: ProjectCache;
+  /** Image changes (made by any replica) for GET /projects/:id/events: one LISTEN per process. */
+  projectEvents: ProjectEventsHub;
   ownerId: string;
   close(): Promise<void>;
 }
@@ -83,6 +86,7 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
   });
   // A cached answer must never outlive the signed URLs inside it.
   const maxAgeMs = store.signedUrlTtlS ? Math.min(60_000, (store.signedUrlTtlS * 1000) / 4) : 60_000;
+  const projectEvents = createProjectEventsHub({ sql: db.sql, log: log.child({ component: 'events' }) });
   log.info({ providers: [...providers.keys()], defaultProvider: config.IMAGE_PROVIDER, storage: store.name }, 'ready');
   return {
     config,
@@ -93,8 +97,10 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
     providers,
     runner,
     projectCache: createProjectCache({ maxBytes: config.PROJECT_CACHE_MB * 1024 * 1024, maxAgeMs }),
+    projectEvents,
     ownerId: config.OWNER_ID,
     async close() {
+      await projectEvents.close();
       await runner.stop(config.SHUTDOWN_GRACE_MS);
       await db.close();
     },

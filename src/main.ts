@@ -31,6 +31,8 @@ async function shutdown(signal: string) {
   log.info({ signal }, 'shutting down');
   // Stop accepting requests, then drain the runner (it gives unfinished slots back), then close the pool.
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  // Open event streams end now, so the server can close.
+  await deps.projectEvents.close();
   await deps.runner.stop(config.SHUTDOWN_GRACE_MS);
   if ('closeIdleConnections' in server) server.closeIdleConnections();
   await Promise.race([closed, new Promise((r) => setTimeout(r, 2_000).unref())]);

@@ -174,12 +174,15 @@ export async function recoverExpiredLeases(sql: Sql, maxAttempts: number): Promi
     RETURNING content_creation_request_id AS project_id, scene_index, image_index, generation, attempts, status`;
 }
 
-/** Gives this worker's unfinished slots back to the queue at once (graceful shutdown). */
-export async function releaseLeases(sql: Sql, workerId: string, ids: readonly string[]): Promise<number> {
-  if (ids.length === 0) return 0;
+/** Gives these claims of this worker back to the queue at once (graceful shutdown), fenced like a commit. */
+export async function releaseLeases(sql: Sql, workerId: string, claims: readonly SlotFence[]): Promise<number> {
+  if (claims.length === 0) return 0;
   const result = await sql`
-    UPDATE generated_images
+    UPDATE generated_images g
     SET status = 'queued', locked_by = NULL, locked_until = NULL, updated_at = now()
-    WHERE id = ANY(${ids}::uuid[]) AND locked_by = ${workerId} AND status = 'running'`;
+    FROM unnest(${claims.map((c) => c.id)}::uuid[], ${claims.map((c) => c.generation)}::int[], ${claims.map((c) => c.attempts)}::int[])
+      AS c(id, generation, attempts)
+    WHERE g.id = c.id AND g.generation = c.generation AND g.attempts = c.attempts
+      AND g.locked_by = ${workerId} AND g.status = 'running'`;
   return result.count;
 }

@@ -151,7 +151,7 @@ async function viewOf(store: ObjectStore, sql: Sql, row: ProjectRow): Promise<Pr
  * Images of a private store have no permanent URL: each read signs fresh ones, all of the
  * project's in one call. Rows with a URL (public store, legacy URLs) keep theirs.
  */
-async function readableImages(store: ObjectStore, images: StoredSceneImage[]): Promise<SceneImage[]> {
+export async function readableImages(store: ObjectStore, images: StoredSceneImage[]): Promise<SceneImage[]> {
   const keys = store.signUrls ? images.flatMap((i) => (i.url === null && i.storageKey ? [i.storageKey] : [])) : [];
   const signed = keys.length > 0 ? await store.signUrls!(keys) : new Map<string, string>();
   return images.map(({ storageKey, ...image }) =>

@@ -98,9 +98,14 @@ export function createRunner(o: RunnerOptions): Runner {
   const workerId = o.workerId ?? `${hostname()}:${process.pid}:${randomInt(1e9).toString(36)}`;
   const providerLimit = pLimit(o.concurrency);
   const maxHeld = o.concurrency * 2;
-  const held = new Map<string, AbortController>();
-  /** Claimed slots queued behind p-limit, whose provider call has not started. */
+  /**
+   * Claims this runner holds, by claim (row id, generation, attempt): after a regenerate the
+   * same row can be held twice at once, the old claim finishing while the new one runs.
+   */
+  const held = new Map<string, { fence: SlotFence; controller: AbortController }>();
+  /** Claims queued behind p-limit, whose provider call has not started. */
   const waiting = new Set<string>();
+  const claimKey = (f: SlotFence) => `${f.id}:${f.generation}:${f.attempts}`;
   const tasks = new Set<Promise<void>>();
   const gates = new Map<string, ProviderGate>([...o.providers.values()].map((p) => [p.name, createProviderGate(p.concurrency)]));
   const commit = createBatcher<SucceededSlot, CommitResult>(
@@ -178,9 +183,11 @@ export function createRunner(o: RunnerOptions): Runner {
 
   function start(slot: ClaimedSlot) {
     const controller = new AbortController();
-    held.set(slot.id, controller);
+    const fence: SlotFence = { id: slot.id, generation: slot.generation, attempts: slot.attempts };
+    const key = claimKey(fence);
+    held.set(key, { fence, controller });
     const task = runSlot(slot, controller.signal).finally(() => {
-      held.delete(slot.id);
+      held.delete(key);
       tasks.delete(task);
       wake();
     });
@@ -205,7 +212,7 @@ export function createRunner(o: RunnerOptions): Runner {
       if (prompt.trim() === '') throw new Error('the scene has no prompt');
       const { width, height } = IMAGE_SIZES[aspectRatio];
       const request = { prompt, fullPrompt, aspectRatio, width, height, model };
-      const image = await generateWithRetries(provider, request, slot.id, signal, tries, log);
+      const image = await generateWithRetries(provider, request, claimKey(fence), signal, tries, log);
       const key = imageKey({ ...slot, attempt: slot.attempts, mimeType: image.mimeType });
       // The image is paid for: a failing store is retried on its own, never by generating again.
       const { url } = await pRetry(() => o.store.put(key, image.bytes, image.mimeType), {
@@ -278,7 +285,7 @@ export function createRunner(o: RunnerOptions): Runner {
   async function generateWithRetries(
     provider: ImageProvider,
     request: Omit<GenerateRequest, 'signal' | 'seed'>,
-    slotId: string,
+    claim: string,
     signal: AbortSignal,
     tries: { calls: number },
     log: Logger,
@@ -286,9 +293,9 @@ export function createRunner(o: RunnerOptions): Runner {
     const gate = gates.get(provider.name)!;
     return pRetry(
       async () => {
-        waiting.add(slotId);
+        waiting.add(claim);
         const turn = providerLimit(async () => {
-          waiting.delete(slotId);
+          waiting.delete(claim);
           signal.throwIfAborted();
           // The timeout starts with the call itself, not while the gate holds us back.
           let timeout: AbortSignal | undefined;
@@ -308,7 +315,7 @@ export function createRunner(o: RunnerOptions): Runner {
             throw err;
           }
         });
-        return untilAborted(turn, signal).finally(() => waiting.delete(slotId));
+        return untilAborted(turn, signal).finally(() => waiting.delete(claim));
       },
       {
         retries: o.maxAttempts - 1,
@@ -351,13 +358,17 @@ export function createRunner(o: RunnerOptions): Runner {
    * no-op, so an aborted call cannot mark its slot failed and a late success cannot win
    * over the next worker.
    */
-  async function handBack(ids: string[], why: string) {
-    if (ids.length === 0) return;
-    const released = await releaseLeases(o.sql, workerId, ids).catch((err) => {
+  async function handBack(keys: string[], why: string) {
+    const claims = keys.flatMap((key) => {
+      const h = held.get(key);
+      return h ? [h.fence] : [];
+    });
+    if (claims.length === 0) return;
+    const released = await releaseLeases(o.sql, workerId, claims).catch((err) => {
       o.log.error({ err }, 'could not release leases; they will expire');
       return 0;
     });
-    for (const id of ids) held.get(id)?.abort(new Error('shutting down'));
+    for (const key of keys) held.get(key)?.controller.abort(new Error('shutting down'));
     o.log.info({ released, why }, 'handed unfinished slots back to the queue');
   }
 
@@ -375,7 +386,8 @@ export function createRunner(o: RunnerOptions): Runner {
       if (running) return;
       running = true;
       heartbeat = setInterval(() => {
-        extendLeases(o.sql, workerId, [...held.keys()], o.leaseMs).catch((err) => o.log.warn({ err }, 'could not extend leases'));
+        const ids = [...new Set([...held.values()].map((h) => h.fence.id))];
+        extendLeases(o.sql, workerId, ids, o.leaseMs).catch((err) => o.log.warn({ err }, 'could not extend leases'));
       }, Math.max(250, Math.floor(o.leaseMs / 3)));
       heartbeat.unref();
       // Slots queued by any process (another replica too) wake us at once; the poll is the fallback.

@@ -29,7 +29,8 @@ it('two projects queued together interleave', async () => {
   const a = await t.call('POST', '/projects', { scenes: Array.from({ length: 20 }, (_, i) => ({ prompt: `a ${i}` })), aspectRatio: '1:1' });
   const b = await t.call('POST', '/projects', { scenes: Array.from({ length: 20 }, (_, i) => ({ prompt: `b ${i}` })), aspectRatio: '1:1' });
   await t.waitForProject(a.body.id, 60_000);
-  // When the first of the two completes, the other is nearly done too.
-  expect(await succeeded(b.body.id)).toBeGreaterThanOrEqual(16);
+  // When the first of the two completes, the other is well on its way (in FIFO order it
+  // would not have started: its slots were queued behind all 20 of the first).
+  expect(await succeeded(b.body.id)).toBeGreaterThanOrEqual(10);
   await t.waitForProject(b.body.id, 60_000);
 });

@@ -92,7 +92,8 @@ describe('POST /projects/:id/scenes/:sceneIndex/regenerate', () => {
     expect(row!.generation).toBe(2);
     expect(row!.fullPrompt).toBe('second try');
     expect(after.generatedOutput.scenes[0].imageUrls[0]).toMatch(/image-0-g2-a1\.png$/);
-    // The first regenerate's image was discarded, not left behind.
+    // The first regenerate's image was discarded, not left behind (once its claim is done).
+    await until(() => t.deps.runner.inFlight() === 0, 'the superseded claim to finish');
     const { readdir } = await import('node:fs/promises');
     const files = await readdir(`${t.dataDir}/files/projects/${before.id}/scene-1`);
     expect(files).toEqual([row!.storageKey.split('/').pop()]);
