@@ -174,6 +174,7 @@ describe('adopting a legacy database', () => {
   });
 
   it('gives ids and timestamps defaults, keeps the legacy slot key, and adds the owner index', async () => {
+    const [{ serverMajor }] = (await raw`SELECT current_setting('server_version_num')::int / 10000 AS "serverMajor"`) as unknown as [{ serverMajor: number }];
     const defaults = await raw<{ table_name: string; column_name: string; column_default: string | null }[]>`
       SELECT table_name, column_name, column_default FROM information_schema.columns
       WHERE table_schema = 'public' AND table_name IN ('content_creation_requests', 'generated_images')
@@ -185,7 +186,8 @@ describe('adopting a legacy database', () => {
       'content_creation_requests.id gen_random_uuid()',
       'content_creation_requests.updated_at now()',
       'generated_images.created_at now()',
-      'generated_images.id gen_random_uuid()',
+      // Time-ordered (UUIDv7) on PostgreSQL 18+, where it exists; see migrations/*time-ordered*.
+      `generated_images.id ${serverMajor >= 18 ? 'uuidv7()' : 'gen_random_uuid()'}`,
       "generated_images.status 'queued'::text",
       'generated_images.updated_at now()',
     ].sort());
