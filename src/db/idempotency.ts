@@ -58,3 +58,11 @@ export async function purgeExpiredIdempotencyKeys(sql: Sql, windowMs: number, li
       LIMIT ${limit})`;
   return result.count;
 }
+
+/** Whether an action (generate, regenerate) holds this key within the window: POST /projects must not reuse it. */
+export async function isActionKeyLive(sql: Sql, ownerId: string, key: string, windowMs: number): Promise<boolean> {
+  const rows = await sql`
+    SELECT 1 FROM idempotency_keys
+    WHERE owner_id = ${ownerId} AND key = ${key} AND created_at >= now() - make_interval(secs => ${windowMs / 1000})`;
+  return rows.length > 0;
+}

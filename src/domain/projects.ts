@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { toIso, type Pool, type Sql } from '../db/database.ts';
-import { claimIdempotencyKey } from '../db/idempotency.ts';
+import { claimIdempotencyKey, isActionKeyLive } from '../db/idempotency.ts';
 import {
   deleteSurplusSlots,
   insertLegacyImages,
@@ -81,6 +81,9 @@ export async function createProject(
       prompt: promptOf(scene) ?? '',
     })),
   );
+  if (idempotencyKey && (await isActionKeyLive(ctx.sql, ownerId, idempotencyKey, IDEMPOTENCY_WINDOW_MS))) {
+    throw new AppError('CONFLICT', 'this Idempotency-Key was already used for another request');
+  }
   const created = await ctx.sql.begin(async (tx) => {
     const inserted = await insertProject(tx, {
       id: randomUUID(),

@@ -159,6 +159,16 @@ describe('conflicts', () => {
     expect(await keyRows(key)).toEqual([]);
   });
 
+  it('a key an action used is a 409 on POST /projects, which creates nothing', async () => {
+    const key = `action-${randomUUID()}`;
+    const project = await completedProject([`acted-${randomUUID()}`], 1);
+    expect((await t.call('POST', `/projects/${project.id}/generate`, undefined, { 'idempotency-key': key })).status).toBe(202);
+    const [{ n: before }] = (await t.db.sql`SELECT count(*)::int AS n FROM content_creation_requests`) as unknown as [{ n: number }];
+    expectConflict(await t.call('POST', '/projects', { scenes: [{ prompt: 'x' }] }, { 'idempotency-key': key }));
+    const [{ n: after }] = (await t.db.sql`SELECT count(*)::int AS n FROM content_creation_requests`) as unknown as [{ n: number }];
+    expect(after).toBe(before);
+  });
+
   it('a request that fails does not use up its key', async () => {
     const project = await completedProject([`fails-${randomUUID()}`], 1);
     const key = `f-${randomUUID()}`;
