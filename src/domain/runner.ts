@@ -2,7 +2,7 @@ import { createHash, randomInt } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pLimit from 'p-limit';
-import pRetry, { AbortError as StopRetrying } from 'p-retry';
+import pRetry from 'p-retry';
 import type { Pool } from '../db/database.ts';
 import { purgeExpiredIdempotencyKeys } from '../db/idempotency.ts';
 import { QUEUE_CHANNEL } from '../db/images.ts';
@@ -20,12 +20,13 @@ import {
   type SucceededSlot,
 } from '../db/queue.ts';
 import type { Logger } from '../log.ts';
-import { ProviderError, type GeneratedImage, type GenerateRequest, type ImageProvider } from '../providers/provider.ts';
+import { ProviderError, type ImageProvider } from '../providers/provider.ts';
 import type { ObjectStore } from '../storage/store.ts';
 import { ASPECT_RATIOS, IMAGE_SIZES, type AspectRatio } from './aspect-ratio.ts';
 import { createBatcher } from './batcher.ts';
 import { fullPromptOf } from './prompt.ts';
-import { createProviderGate, type ProviderGate } from './provider-gate.ts';
+import { createAlarm } from './alarm.ts';
+import { createProviderCaller } from './provider-call.ts';
 import { attemptKeys, imageKey } from './storage-key.ts';
 
 export interface RunnerOptions {
@@ -61,25 +62,6 @@ export interface Runner {
   inFlight(): number;
 }
 
-/** Rejects with the signal's reason as soon as it aborts, whatever `p` does. */
-function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (err) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err);
-      },
-    );
-  });
-}
-
 /** Commits that fail on a database error are retried this many times before the lease is left to expire. */
 const COMMIT_TRIES = 6;
 const COMMIT_BATCH = 100;
@@ -107,41 +89,25 @@ export function createRunner(o: RunnerOptions): Runner {
   const waiting = new Set<string>();
   const claimKey = (f: SlotFence) => `${f.id}:${f.generation}:${f.attempts}`;
   const tasks = new Set<Promise<void>>();
-  const gates = new Map<string, ProviderGate>([...o.providers.values()].map((p) => [p.name, createProviderGate(p.concurrency)]));
+  const callProvider = createProviderCaller({
+    providers: o.providers,
+    limit: providerLimit,
+    waiting,
+    timeoutMs: o.providerTimeoutMs,
+    maxAttempts: o.maxAttempts,
+    retryBaseMs: o.retryBaseMs,
+  });
   const commit = createBatcher<SucceededSlot, CommitResult>(
     (items) => markImagesSucceeded(o.sql, workerId, items),
     COMMIT_BATCH,
   );
   let running = false;
   let loop: Promise<void> | undefined;
-  let wakeUp: (() => void) | undefined;
-  let woken = false;
+  const { wake, idle } = createAlarm();
   let heartbeat: NodeJS.Timeout | undefined;
   let lastRecovery = 0;
   let lastPurge = 0;
   let unlisten: (() => Promise<void>) | undefined;
-
-  function wake() {
-    woken = true;
-    wakeUp?.();
-  }
-
-  function idle(ms: number): Promise<void> {
-    if (woken) {
-      woken = false;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        wakeUp = undefined;
-        woken = false;
-        resolve();
-      }
-      wakeUp = done;
-    });
-  }
 
   async function run() {
     let failures = 0;
@@ -212,7 +178,7 @@ export function createRunner(o: RunnerOptions): Runner {
       if (prompt.trim() === '') throw new Error('the scene has no prompt');
       const { width, height } = IMAGE_SIZES[aspectRatio];
       const request = { prompt, fullPrompt, aspectRatio, width, height, model };
-      const image = await generateWithRetries(provider, request, claimKey(fence), signal, tries, log);
+      const image = await callProvider(provider, request, { claim: claimKey(fence), signal, tries, log });
       const key = imageKey({ ...slot, attempt: slot.attempts, mimeType: image.mimeType });
       // The image is paid for: a failing store is retried on its own, never by generating again.
       const { url } = await pRetry(() => o.store.put(key, image.bytes, image.mimeType), {
@@ -274,63 +240,6 @@ export function createRunner(o: RunnerOptions): Runner {
       if (recorded === false) log.warn('claim superseded before the failure could be recorded');
       if (storedKey) await removeQuietly(storedKey, log);
     }
-  }
-
-  /**
-   * Calls the provider until it gives an image, a permanent failure, or maxAttempts calls.
-   * Each call waits for a turn under GENERATION_CONCURRENCY (not held while backing off),
-   * then for the provider's own gate, and is cut off after providerTimeoutMs. A 429 pauses
-   * the provider for the whole process for its Retry-After (or the backoff delay).
-   */
-  async function generateWithRetries(
-    provider: ImageProvider,
-    request: Omit<GenerateRequest, 'signal' | 'seed'>,
-    claim: string,
-    signal: AbortSignal,
-    tries: { calls: number },
-    log: Logger,
-  ): Promise<GeneratedImage> {
-    const gate = gates.get(provider.name)!;
-    return pRetry(
-      async () => {
-        waiting.add(claim);
-        const turn = providerLimit(async () => {
-          waiting.delete(claim);
-          signal.throwIfAborted();
-          // The timeout starts with the call itself, not while the gate holds us back.
-          let timeout: AbortSignal | undefined;
-          try {
-            return await gate.run(() => {
-              tries.calls += 1;
-              timeout = AbortSignal.timeout(o.providerTimeoutMs);
-              return provider.generate({ ...request, seed: randomInt(2 ** 31 - 1), signal: AbortSignal.any([signal, timeout]) });
-            }, signal);
-          } catch (err) {
-            if (signal.aborted) throw new StopRetrying(err instanceof Error ? err : String(err));
-            if (timeout?.aborted) {
-              throw new ProviderError(provider.name, `${provider.name}: no answer within ${o.providerTimeoutMs} ms`, { transient: true, code: 'timeout', cause: err });
-            }
-            // Permanent failures, and errors that are not the provider's (bugs), are not retried.
-            if (!(err instanceof ProviderError) || !err.transient) throw new StopRetrying(err instanceof Error ? err : String(err));
-            throw err;
-          }
-        });
-        return untilAborted(turn, signal).finally(() => waiting.delete(claim));
-      },
-      {
-        retries: o.maxAttempts - 1,
-        factor: 2,
-        minTimeout: o.retryBaseMs,
-        maxTimeout: 5 * 60_000,
-        randomize: true,
-        signal,
-        onFailedAttempt: ({ error, attemptNumber, retriesLeft, retryDelay }) => {
-          const e = error as ProviderError;
-          if (e.code === 'rate_limited') gate.pause(e.retryAfterMs ?? retryDelay);
-          log.info({ provider: provider.name, code: e.code, attempt: attemptNumber, retriesLeft, retryAfterMs: e.retryAfterMs }, 'transient provider failure');
-        },
-      },
-    );
   }
 
   /**
