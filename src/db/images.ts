@@ -167,3 +167,11 @@ export async function deleteSurplusSlots(sql: Sql, projectId: string, sceneIndex
 export async function notifyQueued(sql: Sql): Promise<void> {
   await sql`SELECT pg_notify(${QUEUE_CHANNEL}, '')`;
 }
+
+/** How many slots a scene has: one past its highest image index (0 without rows). */
+export async function sceneSlotCount(sql: Sql, projectId: string, sceneIndex: number): Promise<number> {
+  const [row] = await sql<{ n: number }[]>`
+    SELECT coalesce(max(image_index) + 1, 0)::int AS n FROM generated_images
+    WHERE content_creation_request_id = ${projectId} AND scene_index = ${sceneIndex}`;
+  return row?.n ?? 0;
+}

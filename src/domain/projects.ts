@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { toIso, type Pool, type Sql } from '../db/database.ts';
+import type { Pool, Sql } from '../db/database.ts';
 import { claimIdempotencyKey, isActionKeyLive } from '../db/idempotency.ts';
 import {
   deleteSurplusSlots,
@@ -9,6 +9,7 @@ import {
   notifyQueued,
   requeueFailedSlots,
   requeueSceneSlots,
+  sceneSlotCount,
   scenesWithRows,
   type NewSlot,
   type StoredSceneImage,
@@ -18,7 +19,6 @@ import {
   findProjectByIdempotencyKey,
   findProjectVersion,
   insertProject,
-  listProjectSummaries,
   lockProject,
   releaseExpiredIdempotencyKey,
   removeLegacyImageUrls,
@@ -32,7 +32,6 @@ import { AppError, notFound } from './errors.ts';
 import { planLegacyImages } from './legacy.ts';
 import type { SceneImage } from './merge.ts';
 import type { ProjectCache } from './project-cache.ts';
-import { projectStatus, type ProjectStatus } from './progress.ts';
 import { projectView, settingsOf, type ProjectView } from './project-view.ts';
 import { promptOf, sceneIndexOf, scenesOf } from './scene-index.ts';
 
@@ -162,58 +161,6 @@ export async function readableImages(store: ObjectStore, images: StoredSceneImag
   );
 }
 
-export interface ProjectSummary {
-  id: string;
-  title: string | null;
-  status: ProjectStatus;
-  progress: { total: number; queued: number; running: number; succeeded: number; failed: number };
-  createdAt: string;
-  updatedAt: string;
-}
-
-/** The owner's projects, newest first; the cursor is opaque to clients. */
-export async function listProjects(
-  ctx: Pick<ProjectsContext, 'sql'>,
-  ownerId: string,
-  q: { limit: number; cursor?: string | undefined; status?: ProjectStatus | undefined },
-): Promise<{ items: ProjectSummary[]; nextCursor: string | null }> {
-  const after = q.cursor ? decodeCursor(q.cursor) : null;
-  const rows = await listProjectSummaries(ctx.sql, { ownerId, limit: q.limit + 1, after, status: q.status ?? null });
-  const page = rows.slice(0, q.limit);
-  const items = page.map((r): ProjectSummary => {
-    const progress = { total: r.total, queued: r.queued, running: r.running, succeeded: r.succeeded, failed: r.failed };
-    return {
-      id: r.id,
-      title: r.title,
-      status: projectStatus(progress),
-      progress,
-      createdAt: toIso(r.createdAt),
-      updatedAt: toIso(r.updatedAt),
-    };
-  });
-  const last = page[page.length - 1];
-  const nextCursor = rows.length > q.limit && last ? encodeCursor(last.createdAt, last.id) : null;
-  return { items, nextCursor };
-}
-
-/** The cursor keeps PostgreSQL's microseconds: projects created in the same millisecond are never skipped. */
-function encodeCursor(createdAt: string, id: string): string {
-  return Buffer.from(JSON.stringify([createdAt, id])).toString('base64url');
-}
-
-const PG_TIMESTAMP = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})?\+00$/;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-function decodeCursor(cursor: string): { createdAt: string; id: string } {
-  try {
-    const [createdAt, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown[];
-    if (typeof createdAt !== 'string' || !PG_TIMESTAMP.test(createdAt) || typeof id !== 'string' || !UUID.test(id)) throw new Error('bad cursor');
-    return { createdAt, id };
-  } catch {
-    throw new AppError('VALIDATION_FAILED', 'invalid cursor', [{ path: ['cursor'], message: 'not a cursor returned by this API' }]);
-  }
-}
-
 /**
  * Queues every slot that has no image being made or made: failed slots, and every slot of
  * scenes that never had any (e.g. a legacy project). Scenes that have rows keep their slot
@@ -304,13 +251,6 @@ export async function regenerateScene(
     await ctx.store.remove(removedKeys).catch((err) => ctx.log.warn({ err, keys: removedKeys }, 'could not remove surplus images'));
   }
   return getProject(ctx, ownerId, id);
-}
-
-async function sceneSlotCount(sql: Sql, projectId: string, sceneIndex: number): Promise<number> {
-  const [row] = await sql<{ n: number }[]>`
-    SELECT coalesce(max(image_index) + 1, 0)::int AS n FROM generated_images
-    WHERE content_creation_request_id = ${projectId} AND scene_index = ${sceneIndex}`;
-  return row?.n ?? 0;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ProviderError, type GenerateRequest, type ImageProvider } from '../../src/providers/provider.ts';
 import { createReplicateProvider } from '../../src/providers/replicate.ts';
-import { startFakeReplicate, type FakeReplicate, type ReplicateFault } from '../fakes/replicate.ts';
+import { startFakeReplicate, type FakeReplicate } from '../fakes/replicate.ts';
 
 const MODEL = 'black-forest-labs/flux-schnell';
 let fake: FakeReplicate;

@@ -4,11 +4,11 @@ import { AppError } from '../../domain/errors.ts';
 import {
   createProject,
   generateMissing,
-  listProjects,
   readProjectJson,
   regenerateScene,
   type ProjectsContext,
 } from '../../domain/projects.ts';
+import { listProjects } from '../../domain/project-list.ts';
 import type { AppEnv } from '../env.ts';
 import { jsonBody } from '../middleware.ts';
 import {
