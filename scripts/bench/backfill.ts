@@ -1,6 +1,6 @@
 import postgres from 'postgres';
 import { runBackfill } from '../../src/backfill/run.ts';
-import { connect, type Pool } from '../../src/db/database.ts';
+import { connect, withDatabase, type Pool } from '../../src/db/database.ts';
 import { migrate } from '../../src/db/migrate.ts';
 import { LOCAL_OWNER_ID } from '../../src/deps.ts';
 import { createLogger } from '../../src/log.ts';
@@ -23,10 +23,9 @@ export async function measureBackfill(pg: BenchPostgres): Promise<Measurement[]>
   const admin = postgres(pg.adminUrl, { max: 1, onnotice: () => {} });
   await admin.unsafe(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
   await admin.unsafe(`CREATE DATABASE ${database}`);
-  const u = new URL(pg.adminUrl);
-  u.pathname = `/${database}`;
-  await migrate(u.toString(), createLogger('warn'));
-  const sql = connect(u.toString(), 4);
+  const url = withDatabase(pg.adminUrl, database);
+  await migrate(url, createLogger('warn'));
+  const sql = connect(url, 4);
   try {
     await writeLegacyProjects(sql);
 

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import postgres from 'postgres';
-import { connect, type Pool } from '../../src/db/database.ts';
+import { connect, withDatabase, type Pool } from '../../src/db/database.ts';
 import { migrate } from '../../src/db/migrate.ts';
 import { LOCAL_OWNER_ID } from '../../src/deps.ts';
 import { createLogger } from '../../src/log.ts';
@@ -41,12 +41,11 @@ export async function measureRace(pg: BenchPostgres): Promise<Measurement[]> {
   const admin = postgres(pg.adminUrl, { max: 1, onnotice: () => {} });
   await admin.unsafe(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
   await admin.unsafe(`CREATE DATABASE ${database}`);
-  const u = new URL(pg.adminUrl);
-  u.pathname = `/${database}`;
+  const url = withDatabase(pg.adminUrl, database);
   let sql: Pool | undefined;
   try {
-    await migrate(u.toString(), createLogger('warn'));
-    sql = connect(u.toString(), POOL);
+    await migrate(url, createLogger('warn'));
+    sql = connect(url, POOL);
     const projectId = await writeProject(sql);
     const saves = plannedSaves();
     // Open all 10 connections before the clock starts, so neither design pays for them.

@@ -5,7 +5,7 @@ import path from 'node:path';
 import postgres from 'postgres';
 import { createApp, type App } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
-import { connect, startEmbeddedPostgres, type Pool } from '../../src/db/database.ts';
+import { connect, startEmbeddedPostgres, withDatabase, type Pool } from '../../src/db/database.ts';
 import { createDeps, type Deps } from '../../src/deps.ts';
 import { createLogger, type Logger } from '../../src/log.ts';
 import type { ImageProvider } from '../../src/providers/provider.ts';
@@ -96,10 +96,4 @@ export async function startService(
       await rm(dataDir, { recursive: true, force: true });
     },
   };
-}
-
-function withDatabase(url: string, database: string): string {
-  const u = new URL(url);
-  u.pathname = `/${database}`;
-  return u.toString();
 }

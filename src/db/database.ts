@@ -42,6 +42,13 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   };
 }
 
+/** The same server URL, naming another database. */
+export function withDatabase(url: string, database: string): string {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  return u.toString();
+}
+
 export function connect(url: string, poolSize: number): Pool {
   return postgres(url, {
     max: poolSize,

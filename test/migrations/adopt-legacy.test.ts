@@ -1,16 +1,13 @@
-import { randomBytes } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { runner } from 'node-pg-migrate';
 import postgres from 'postgres';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { connect } from '../../src/db/database.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrate } from '../../src/db/migrate.ts';
 import { LOCAL_OWNER_ID } from '../../src/deps.ts';
 import { createLogger } from '../../src/log.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
-import type { TestDatabase } from '../support/database.ts';
-import { withDatabase } from '../support/global-setup.ts';
+import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 
 // These tests start from an EMPTY database (not the migrated template the other files copy),
 // load a legacy schema and its data into it, and let the project's migrations adopt it.
@@ -31,39 +28,12 @@ const migrationNames = async () =>
     .map((f) => f.slice(0, -'.sql'.length))
     .sort();
 
-/** A database of its own, created empty (template0: nobody is ever connected to it). */
-async function createEmptyDatabase(): Promise<TestDatabase> {
-  const adminUrl = inject('pgAdminUrl');
-  const name = `sw_adopt_${randomBytes(6).toString('hex')}`;
-  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
-  try {
-    await admin.unsafe(`CREATE DATABASE ${name} TEMPLATE template0`);
-  } finally {
-    await admin.end();
-  }
-  const url = withDatabase(adminUrl, name);
-  const sql = connect(url, 5);
-  return {
-    url,
-    sql,
-    async drop() {
-      await sql.end({ timeout: 5 });
-      const cleanup = postgres(adminUrl, { max: 1, onnotice: () => {} });
-      try {
-        await cleanup.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      } finally {
-        await cleanup.end();
-      }
-    },
-  };
-}
-
 /** A client without the service's transforms: rows and JSON exactly as PostgreSQL has them. */
 const rawClient = (url: string) => postgres(url, { max: 2, onnotice: () => {} });
 type Raw = ReturnType<typeof rawClient>;
 
 async function legacyDatabase(): Promise<{ db: TestDatabase; raw: Raw }> {
-  const db = await createEmptyDatabase();
+  const db = await createTestDatabase({ empty: true });
   const raw = rawClient(db.url);
   await raw.unsafe(await readFile(FIXTURE, 'utf8'));
   return { db, raw };
@@ -378,7 +348,7 @@ describe('migrating an empty database', () => {
   });
 
   async function empty() {
-    const db = await createEmptyDatabase();
+    const db = await createTestDatabase({ empty: true });
     const raw = rawClient(db.url);
     cleanups.push(async () => {
       await raw.end();

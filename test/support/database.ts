@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { inject } from 'vitest';
-import { connect, type Pool } from '../../src/db/database.ts';
-import { withDatabase } from './global-setup.ts';
+import { connect, withDatabase, type Pool } from '../../src/db/database.ts';
 
 export interface TestDatabase {
   url: string;
@@ -12,14 +11,15 @@ export interface TestDatabase {
 
 /**
  * A database of its own for one test file, copied from the template the project's own
- * migrations built; dropped afterwards. Files never share tables, so they run in parallel.
+ * migrations built (or, with `empty`, from template0: nothing in it, for adoption tests);
+ * dropped afterwards. Files never share tables, so they run in parallel.
  */
-export async function createTestDatabase(): Promise<TestDatabase> {
+export async function createTestDatabase(options: { empty?: boolean } = {}): Promise<TestDatabase> {
   const adminUrl = inject('pgAdminUrl');
   const name = `sw_test_${randomBytes(6).toString('hex')}`;
   const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
   try {
-    await admin.unsafe(`CREATE DATABASE ${name} TEMPLATE ${inject('pgTemplate')}`);
+    await admin.unsafe(`CREATE DATABASE ${name} TEMPLATE ${options.empty ? 'template0' : inject('pgTemplate')}`);
   } finally {
     await admin.end();
   }
