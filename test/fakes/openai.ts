@@ -63,7 +63,8 @@ export interface FakeOpenAI {
 type Family = 'gpt-image' | 'dall-e-3' | 'dall-e-2';
 
 const SIZES: Readonly<Record<Family, readonly string[]>> = {
-  'gpt-image': ['auto', '1024x1024', '1536x1024', '1024x1536'],
+  // gpt-image-2 also takes custom WxH sizes; the adapter asks only for these three.
+  'gpt-image': ['1024x1024', '1024x1536', '1536x1024', 'auto'],
   'dall-e-3': ['1024x1024', '1792x1024', '1024x1792'],
   'dall-e-2': ['256x256', '512x512', '1024x1024'],
 };
@@ -222,24 +223,68 @@ export async function startFakeOpenAI(options: { retryAfterSeconds?: number; del
   };
 }
 
-/** The checks the real API makes before generating, with its wording. */
-function validate(body: any, family: Family): { message: string; param: string; code: string } | undefined {
-  if (typeof body.prompt !== 'string' || body.prompt === '') {
-    return { message: "Missing required parameter: 'prompt'.", param: 'prompt', code: 'missing_required_parameter' };
+/** The body parameters POST /v1/images/generations knows; any other is refused by name. */
+const PARAMETERS = new Set([
+  'prompt', 'model', 'n', 'size', 'quality', 'style', 'user', 'response_format',
+  'background', 'moderation', 'output_compression', 'output_format', 'partial_images', 'stream',
+]);
+
+/** The longest prompt each family takes, in characters. */
+const PROMPT_LIMITS: Readonly<Record<Family, number>> = { 'gpt-image': 32_000, 'dall-e-3': 4_000, 'dall-e-2': 1_000 };
+
+type Invalid = { message: string; param: string | null; code: string };
+
+/**
+ * The checks the real API makes before generating, with its wording (as its 400s read):
+ * unknown parameters, then types, then values the model does not take.
+ */
+function validate(body: Record<string, unknown>, family: Family): Invalid | undefined {
+  const unknown = Object.keys(body).find((key) => !PARAMETERS.has(key));
+  if (unknown !== undefined) return { message: `Unknown parameter: '${unknown}'.`, param: unknown, code: 'unknown_parameter' };
+  if (body.prompt === undefined || body.prompt === '') return { message: "Missing required parameter: 'prompt'.", param: 'prompt', code: 'missing_required_parameter' };
+  for (const [param, type] of [['prompt', 'string'], ['model', 'string'], ['size', 'string'], ['response_format', 'string'], ['n', 'integer']] as const) {
+    if (body[param] !== undefined && typeOf(body[param]) !== type) {
+      return { message: `Invalid type for '${param}': expected ${article(type)}, but got ${article(typeOf(body[param]))} instead.`, param, code: 'invalid_type' };
+    }
   }
+  const prompt = body.prompt as string;
+  if (prompt.length > PROMPT_LIMITS[family]) {
+    return { message: `Prompt must be length ${PROMPT_LIMITS[family]} or less. Your prompt length is ${prompt.length}. Please reduce your prompt length.`, param: null, code: 'invalid_value' };
+  }
+  // GPT image models always answer base64 and do not know the parameter at all.
   if (family === 'gpt-image' && body.response_format !== undefined) {
     return { message: "Unknown parameter: 'response_format'.", param: 'response_format', code: 'unknown_parameter' };
   }
-  if (body.response_format !== undefined && !['url', 'b64_json'].includes(body.response_format)) {
+  if (body.response_format !== undefined && !['url', 'b64_json'].includes(body.response_format as string)) {
     return { message: `Invalid value: '${body.response_format}'. Supported values are: 'url' and 'b64_json'.`, param: 'response_format', code: 'invalid_value' };
   }
-  if (body.size !== undefined && !SIZES[family].includes(body.size)) {
-    return { message: `Invalid value: '${body.size}'. Supported values are: ${SIZES[family].map((s) => `'${s}'`).join(', ')}.`, param: 'size', code: 'invalid_value' };
+  if (body.size !== undefined && !SIZES[family].includes(body.size as string)) {
+    return family === 'gpt-image'
+      ? { message: `Invalid value: '${body.size}'. Supported values are: ${listOf(SIZES[family])}.`, param: 'size', code: 'invalid_value' }
+      : { message: 'The size is not supported by this model.', param: null, code: 'invalid_size' };
   }
-  const n = body.n ?? 1;
+  const n = (body.n ?? 1) as number;
+  if (n < 1) return { message: `Invalid 'n': integer below minimum value. Expected a value >= 1, but got ${n} instead.`, param: 'n', code: 'integer_below_min_value' };
+  if (n > 10) return { message: `Invalid 'n': integer above maximum value. Expected a value <= 10, but got ${n} instead.`, param: 'n', code: 'integer_above_max_value' };
   if (family === 'dall-e-3' && n !== 1) return { message: 'You must provide n=1 for this model.', param: 'n', code: 'invalid_value' };
-  if (!Number.isInteger(n) || n < 1 || n > 10) return { message: `Invalid 'n': integer between 1 and 10 expected, got ${n}.`, param: 'n', code: 'invalid_value' };
   return undefined;
+}
+
+function typeOf(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'array';
+  if (typeof value === 'number') return Number.isInteger(value) ? 'integer' : 'decimal';
+  return typeof value === 'object' ? 'object' : typeof value;
+}
+
+function article(type: string): string {
+  return type === 'null' ? 'null' : `${/^[aeiou]/.test(type) ? 'an' : 'a'} ${type}`;
+}
+
+/** 'a', 'b', and 'c', as the API lists supported values. */
+function listOf(values: readonly string[]): string {
+  const quoted = values.map((v) => `'${v}'`);
+  return quoted.length < 3 ? quoted.join(' and ') : `${quoted.slice(0, -1).join(', ')}, and ${quoted.at(-1)}`;
 }
 
 function sendError(

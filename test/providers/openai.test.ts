@@ -233,3 +233,47 @@ describe('openai provider: faults', () => {
     expect(err).toMatchObject({ transient: true, code: 'network' });
   });
 });
+
+describe('the fake refuses what the Images API refuses, in its words', () => {
+  async function post(body: unknown) {
+    const res = await fetch(`${fake.url}/images/generations`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${fake.apiKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    return { status: res.status, body: (await res.json()) as { error?: Record<string, unknown> } };
+  }
+  const prompt = 'a lighthouse';
+
+  it('accepts exactly what the adapter sends', async () => {
+    expect((await post({ model: 'gpt-image-1', prompt, n: 1, size: '1536x1024' })).status).toBe(200);
+    expect((await post({ model: 'dall-e-3', prompt, n: 1, size: '1792x1024', response_format: 'b64_json' })).status).toBe(200);
+  });
+
+  it.each([
+    ['an unknown parameter', { model: 'gpt-image-1', prompt, seed: 42 }, { message: "Unknown parameter: 'seed'.", type: 'invalid_request_error', param: 'seed', code: 'unknown_parameter' }],
+    ['response_format to a GPT image model', { model: 'gpt-image-1', prompt, response_format: 'b64_json' }, { message: "Unknown parameter: 'response_format'.", type: 'invalid_request_error', param: 'response_format', code: 'unknown_parameter' }],
+    ['a size gpt-image-1 does not make', { model: 'gpt-image-1', prompt, size: '1792x1024' }, { message: "Invalid value: '1792x1024'. Supported values are: '1024x1024', '1024x1536', '1536x1024', and 'auto'.", type: 'invalid_request_error', param: 'size', code: 'invalid_value' }],
+    ['a size dall-e-3 does not make', { model: 'dall-e-3', prompt, size: '1536x1024' }, { message: 'The size is not supported by this model.', type: 'invalid_request_error', param: null, code: 'invalid_size' }],
+    ['a size dall-e-2 does not make', { model: 'dall-e-2', prompt, size: '1792x1024' }, { message: 'The size is not supported by this model.', type: 'invalid_request_error', param: null, code: 'invalid_size' }],
+    ['an unknown response_format', { model: 'dall-e-3', prompt, response_format: 'png' }, { message: "Invalid value: 'png'. Supported values are: 'url' and 'b64_json'.", type: 'invalid_request_error', param: 'response_format', code: 'invalid_value' }],
+    ['n as a string', { model: 'gpt-image-1', prompt, n: '1' }, { message: "Invalid type for 'n': expected an integer, but got a string instead.", type: 'invalid_request_error', param: 'n', code: 'invalid_type' }],
+    ['n = 0', { model: 'gpt-image-1', prompt, n: 0 }, { message: "Invalid 'n': integer below minimum value. Expected a value >= 1, but got 0 instead.", type: 'invalid_request_error', param: 'n', code: 'integer_below_min_value' }],
+    ['n = 11', { model: 'dall-e-2', prompt, n: 11 }, { message: "Invalid 'n': integer above maximum value. Expected a value <= 10, but got 11 instead.", type: 'invalid_request_error', param: 'n', code: 'integer_above_max_value' }],
+    ['n = 2 to dall-e-3', { model: 'dall-e-3', prompt, n: 2 }, { message: 'You must provide n=1 for this model.', type: 'invalid_request_error', param: 'n', code: 'invalid_value' }],
+    ['a prompt that is not a string', { model: 'gpt-image-1', prompt: 7 }, { message: "Invalid type for 'prompt': expected a string, but got an integer instead.", type: 'invalid_request_error', param: 'prompt', code: 'invalid_type' }],
+    ['a prompt past dall-e-2\'s 1,000 characters', { model: 'dall-e-2', prompt: 'x'.repeat(1001) }, { message: 'Prompt must be length 1000 or less. Your prompt length is 1001. Please reduce your prompt length.', type: 'invalid_request_error', param: null, code: 'invalid_value' }],
+  ] as const)('refuses %s with a 400', async (_, body, error) => {
+    const answer = await post(body);
+    expect(answer).toEqual({ status: 400, body: { error } });
+  });
+});
+
+describe('openai provider: requests the API refuses', () => {
+  it("a prompt longer than dall-e-3 takes is a permanent bad_request with the API's words, sent once", async () => {
+    const err = await failure(provider.generate(request({ model: 'dall-e-3', fullPrompt: 'a lighthouse '.repeat(400) })));
+    expect(err).toMatchObject({ transient: false, code: 'bad_request', status: 400 });
+    expect(err.message).toContain('Prompt must be length 4000 or less');
+    expect(generations()).toHaveLength(1);
+  });
+});
