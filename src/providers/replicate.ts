@@ -148,12 +148,16 @@ function isPrediction(body: unknown): body is Prediction {
   return typeof p === 'object' && p !== null && typeof p.id === 'string' && p.id !== '' && typeof p.status === 'string';
 }
 
-/** Replicate's error bodies: {detail} or problem+json {title, detail, status}. */
+/**
+ * Replicate's error bodies, {detail} or problem+json {title, detail, status}, on one line:
+ * a 422's detail lists one "- field: reason" line per field the model's schema refused.
+ */
 function errorMessage(body: unknown): string | undefined {
   if (typeof body !== 'object' || body === null) return undefined;
   const { detail, title } = body as { detail?: unknown; title?: unknown };
-  if (typeof detail === 'string' && detail) return detail;
-  return typeof title === 'string' && title ? title : undefined;
+  const reasons = typeof detail === 'string' ? detail.split('\n').map((line) => line.trim().replace(/^- /, '')).filter(Boolean).join('; ') : '';
+  const heading = typeof title === 'string' ? title : '';
+  return (reasons && heading ? `${heading}: ${reasons}` : reasons || heading) || undefined;
 }
 
 /** Seconds from the body's retry_after, else from "…resets in ~30s." in the documented 429 detail. */

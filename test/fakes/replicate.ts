@@ -14,6 +14,8 @@ import sharp from 'sharp';
  * - 'output-404': succeeds, but its output URL answers 404.
  * - 'slow': answers 'starting' despite Prefer: wait; done after `pollsUntilDone` GETs.
  * - 'stuck': answers 'starting' and never finishes.
+ * Whatever is scripted, a payload or input the model's schema refuses is answered 422, as
+ * Replicate does (after the scripted transport faults: 429, 5xx, 401, hang, malformed).
  */
 export type ReplicateFault =
   | '429' | '429-body' | '429-detail' | '500' | '503' | '401' | 'hang' | 'malformed'
@@ -69,8 +71,7 @@ export async function startFakeReplicate(options: { pollsUntilDone?: number } = 
       return create(req, res, body, { model: `${m[1]}/${m[2]}`, version: 'official' });
     }
     if (req.method === 'POST' && path === '/v1/predictions') {
-      if (typeof body?.version !== 'string') return send(res, 422, { title: 'Input validation failed', detail: '- version: Required', status: 422 });
-      return create(req, res, body, { model: 'owner/pinned', version: body.version });
+      return create(req, res, body, { model: 'owner/pinned', version: body?.version });
     }
     if (req.method === 'GET' && (m = /^\/v1\/predictions\/([^/]+)$/.exec(path))) {
       const stored = predictions.get(m[1]!);
@@ -91,7 +92,7 @@ export async function startFakeReplicate(options: { pollsUntilDone?: number } = 
     return send(res, 404, { detail: 'Not found.' });
   }
 
-  async function create(req: IncomingMessage, res: ServerResponse, body: any, model: { model: string; version: string }) {
+  async function create(req: IncomingMessage, res: ServerResponse, body: any, model: { model: string; version: string | undefined }) {
     const fault = queue.shift();
     switch (fault) {
       case '429':
@@ -112,6 +113,8 @@ export async function startFakeReplicate(options: { pollsUntilDone?: number } = 
         res.writeHead(201, { 'content-type': 'application/json' }).end('{"id": "gm3qorzd", "status": "succ');
         return;
     }
+    const invalid = [...invalidPayload(body, model.version !== 'official'), ...invalidInput(body?.input)];
+    if (invalid.length > 0) return send(res, 422, inputValidationFailed(invalid));
     const id = randomBytes(13).toString('hex');
     const json: Record<string, any> = {
       id,
@@ -160,6 +163,83 @@ export async function startFakeReplicate(options: { pollsUntilDone?: number } = 
 }
 
 export type FakeReplicate = Awaited<ReturnType<typeof startFakeReplicate>>;
+
+/** One entry of a 422's invalid_fields, as Replicate's JSON Schema validation words it. */
+interface InvalidField {
+  type: string;
+  field: string;
+  description: string;
+}
+
+/**
+ * The input schema of black-forest-labs/flux-schnell (the default model), which the fake
+ * applies to every model. Like Replicate, it refuses missing, mistyped and out-of-range
+ * values, and lets unknown input keys through: only top-level payload keys are checked.
+ */
+const INPUT_SCHEMA: Readonly<Record<string, { type: 'string' | 'integer' | 'boolean'; enum?: readonly string[]; minimum?: number; maximum?: number }>> = {
+  prompt: { type: 'string' },
+  aspect_ratio: { type: 'string', enum: ['1:1', '16:9', '21:9', '3:2', '2:3', '4:5', '5:4', '3:4', '4:3', '9:16', '9:21'] },
+  num_outputs: { type: 'integer', minimum: 1, maximum: 4 },
+  num_inference_steps: { type: 'integer', minimum: 1, maximum: 4 },
+  seed: { type: 'integer' },
+  output_format: { type: 'string', enum: ['webp', 'jpg', 'png'] },
+  output_quality: { type: 'integer', minimum: 0, maximum: 100 },
+  disable_safety_checker: { type: 'boolean' },
+  go_fast: { type: 'boolean' },
+  megapixels: { type: 'string', enum: ['1', '0.25'] },
+};
+const REQUIRED_INPUT = ['prompt'];
+
+/** The request body's own keys: a pinned version names itself, an official model's route does not. */
+function invalidPayload(body: unknown, pinned: boolean): InvalidField[] {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    return [{ type: 'invalid_type', field: '(root)', description: `Invalid type. Expected: object, given: ${jsonType(body)}` }];
+  }
+  const allowed = new Set(['input', 'webhook', 'webhook_events_filter', 'stream', ...(pinned ? ['version'] : [])]);
+  const required = ['input', ...(pinned ? ['version'] : [])];
+  return [
+    ...required.filter((key) => !(key in body)).map((key) => ({ type: 'required', field: '', description: `${key} is required` })),
+    ...Object.keys(body).filter((key) => !allowed.has(key)).map((key) => ({ type: 'additional_property_not_allowed', field: '', description: `Additional property ${key} is not allowed` })),
+  ];
+}
+
+function invalidInput(input: unknown): InvalidField[] {
+  if (input === undefined) return [];
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    return [{ type: 'invalid_type', field: 'input', description: `Invalid type. Expected: object, given: ${jsonType(input)}` }];
+  }
+  const values = input as Record<string, unknown>;
+  const invalid: InvalidField[] = REQUIRED_INPUT.filter((key) => !(key in values)).map((key) => ({ type: 'required', field: 'input', description: `${key} is required` }));
+  for (const [key, rule] of Object.entries(INPUT_SCHEMA)) {
+    const value = values[key];
+    if (value === undefined) continue;
+    const field = `input.${key}`;
+    if (jsonType(value) !== rule.type) {
+      invalid.push({ type: 'invalid_type', field, description: `Invalid type. Expected: ${rule.type}, given: ${jsonType(value)}` });
+    } else if (rule.enum && !rule.enum.includes(value as string)) {
+      invalid.push({ type: 'enum', field, description: `${key} must be one of the following: ${rule.enum.map((v) => JSON.stringify(v)).join(', ')}` });
+    } else if (rule.minimum !== undefined && (value as number) < rule.minimum) {
+      invalid.push({ type: 'number_gte', field, description: `Must be greater than or equal to ${rule.minimum}` });
+    } else if (rule.maximum !== undefined && (value as number) > rule.maximum) {
+      invalid.push({ type: 'number_lte', field, description: `Must be less than or equal to ${rule.maximum}` });
+    }
+  }
+  return invalid;
+}
+
+/** Replicate's 422: a detail line per field ("- input.seed: …"), then the fields themselves. */
+function inputValidationFailed(invalid: InvalidField[]) {
+  const detail = invalid.map((f) => (f.field ? `- ${f.field}: ${f.description}\n` : `- ${f.description}\n`)).join('');
+  return { detail, status: 422, title: 'Input validation failed', invalid_fields: invalid };
+}
+
+/** A JSON value's type as JSON Schema names it (a whole number is an integer). */
+function jsonType(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'array';
+  if (typeof value === 'number') return Number.isInteger(value) ? 'integer' : 'number';
+  return typeof value;
+}
 
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) {
   const json = typeof body !== 'string';

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { AspectRatio } from '../../src/domain/aspect-ratio.ts';
 import { ProviderError, type GenerateRequest, type ImageProvider } from '../../src/providers/provider.ts';
 import { createReplicateProvider } from '../../src/providers/replicate.ts';
 import { startFakeReplicate, type FakeReplicate } from '../fakes/replicate.ts';
@@ -182,5 +183,56 @@ describe('replicate provider', () => {
   it('reports a connection refused as a transient network error', async () => {
     const err = await failure(createReplicateProvider({ apiToken: 't', baseUrl: 'http://127.0.0.1:1/v1', model: MODEL }).generate(request()));
     expect([err.code, err.transient]).toEqual(['network', true]);
+  });
+});
+
+describe('replicate provider: input the model refuses', () => {
+  it("classifies a 422 as permanent bad_request with Replicate's reasons, in one request", async () => {
+    const err = await failure(provider.generate(request({ aspectRatio: '7:5' as AspectRatio })));
+    expect([err.code, err.transient, err.status]).toEqual(['bad_request', false, 422]);
+    expect(err.message).toBe(`replicate 422: Input validation failed: input.aspect_ratio: aspect_ratio must be one of the following: ${FLUX_ASPECT_RATIOS}`);
+    expect(calls()).toEqual([CREATE]);
+    expect(fake.predictions().filter((p) => p.input.aspect_ratio === '7:5')).toEqual([]);
+  });
+});
+
+const FLUX_ASPECT_RATIOS = '"1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21"';
+
+describe('the fake refuses what Replicate refuses, with its 422', () => {
+  async function post(path: string, body: unknown) {
+    const res = await fetch(`${fake.url}${path}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${fake.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  }
+  const official = `/models/${MODEL}/predictions`;
+  const input = { prompt: 'a lighthouse', aspect_ratio: '16:9', seed: 7, num_outputs: 1, output_format: 'png' };
+
+  it('accepts what the adapter sends, and input keys the schema does not name (Replicate checks only top-level keys)', async () => {
+    expect((await post(official, { input })).status).toBe(201);
+    expect((await post('/predictions', { version: '39ed52f2a78e934b', input })).status).toBe(201);
+    expect((await post(official, { input: { ...input, lora_scale: 0.8 } })).status).toBe(201);
+  });
+
+  it.each([
+    ['an aspect ratio the model does not take', official, { input: { ...input, aspect_ratio: '7:5' } }, [{ type: 'enum', field: 'input.aspect_ratio', description: `aspect_ratio must be one of the following: ${FLUX_ASPECT_RATIOS}` }]],
+    ['a seed that is not an integer', official, { input: { ...input, seed: '7' } }, [{ type: 'invalid_type', field: 'input.seed', description: 'Invalid type. Expected: integer, given: string' }]],
+    ['a fractional seed', official, { input: { ...input, seed: 7.5 } }, [{ type: 'invalid_type', field: 'input.seed', description: 'Invalid type. Expected: integer, given: number' }]],
+    ['more outputs than the model makes', official, { input: { ...input, num_outputs: 5 } }, [{ type: 'number_lte', field: 'input.num_outputs', description: 'Must be less than or equal to 4' }]],
+    ['no outputs', official, { input: { ...input, num_outputs: 0 } }, [{ type: 'number_gte', field: 'input.num_outputs', description: 'Must be greater than or equal to 1' }]],
+    ['an output format the model does not write', official, { input: { ...input, output_format: 'gif' } }, [{ type: 'enum', field: 'input.output_format', description: 'output_format must be one of the following: "webp", "jpg", "png"' }]],
+    ['an input without a prompt', official, { input: { aspect_ratio: '1:1' } }, [{ type: 'required', field: 'input', description: 'prompt is required' }]],
+    ['an input that is not an object', official, { input: 'a lighthouse' }, [{ type: 'invalid_type', field: 'input', description: 'Invalid type. Expected: object, given: string' }]],
+    ['a body without input', official, { prompt: 'a lighthouse' }, [{ type: 'required', field: '', description: 'input is required' }, { type: 'additional_property_not_allowed', field: '', description: 'Additional property prompt is not allowed' }]],
+    ['a version on an official model', official, { version: 'abc', input }, [{ type: 'additional_property_not_allowed', field: '', description: 'Additional property version is not allowed' }]],
+    ['a pinned prediction without version', '/predictions', { input }, [{ type: 'required', field: '', description: 'version is required' }]],
+  ] as const)('refuses %s', async (_, path, body, invalidFields) => {
+    const before = fake.predictions().length;
+    const answer = await post(path, body);
+    const detail = invalidFields.map((f) => (f.field ? `- ${f.field}: ${f.description}\n` : `- ${f.description}\n`)).join('');
+    expect(answer).toEqual({ status: 422, body: { detail, status: 422, title: 'Input validation failed', invalid_fields: invalidFields } });
+    expect(fake.predictions()).toHaveLength(before);
   });
 });
