@@ -18,7 +18,9 @@ export type GeminiFault =
   | 'invalid_argument' // 400 INVALID_ARGUMENT (a request the API rejects)
   | 'bad_key' // 400 INVALID_ARGUMENT with ErrorInfo reason API_KEY_INVALID
   | 'permission_denied' // 403 PERMISSION_DENIED
-  | 'text_only'; // 200, finishReason STOP, only a text part
+  | 'text_only' // 200, finishReason STOP, only a text part
+  | 'thinking' // 200, as a thinking model answers: a thought, a draft image marked thought (half size), then the final image
+  | 'thoughts_only'; // 200, finishReason STOP, a thought and a draft image marked thought, no final image
 
 export interface RecordedGeminiRequest {
   method: string;
@@ -50,6 +52,8 @@ export const GEMINI_SIZES: Readonly<Record<string, { width: number; height: numb
   '3:2': { width: 1248, height: 832 },
   '2:3': { width: 832, height: 1248 },
   '21:9': { width: 1536, height: 672 },
+  '4:5': { width: 896, height: 1152 },
+  '5:4': { width: 1152, height: 896 },
 };
 
 export const RETRY_DELAY_SECONDS = 12;
@@ -101,6 +105,9 @@ export async function startFakeGemini(): Promise<FakeGemini> {
       ]);
     }
     if (body === null) return googleError(res, 400, 'INVALID_ARGUMENT', 'Invalid JSON payload received.');
+    // Checked before any scripted answer, as the API parses a request before it generates.
+    const invalid = invalidRequest(body);
+    if (invalid) return googleError(res, 400, 'INVALID_ARGUMENT', invalid.message, invalid.details);
 
     switch (fault) {
       case 'rate_limited':
@@ -128,17 +135,22 @@ export async function startFakeGemini(): Promise<FakeGemini> {
         return json(res, 200, candidate(recorded.model, 'IMAGE_SAFETY', [{ text: 'I cannot create that image: it may violate the safety policy.' }]));
       case 'text_only':
         return json(res, 200, candidate(recorded.model, 'STOP', [{ text: 'Here is a description of the scene you asked for, in words only.' }]));
-      case undefined: {
-        const ratio = body.generationConfig?.imageConfig?.aspectRatio ?? '1:1';
-        const size = GEMINI_SIZES[ratio];
-        if (!size) return googleError(res, 400, 'INVALID_ARGUMENT', `Unsupported aspect ratio: ${ratio}`);
-        const png = await renderPng(size.width, size.height);
-        return json(res, 200, candidate(recorded.model, 'STOP', [
-          { text: 'Here is the image you asked for.' },
-          { inlineData: { mimeType: 'image/png', data: png.toString('base64') } },
-        ]));
-      }
     }
+    const config = body.generationConfig ?? body.generation_config ?? {};
+    // A model asked for text alone answers in words.
+    if (!modalitiesOf(config).includes('IMAGE')) {
+      return json(res, 200, candidate(recorded.model, 'STOP', [{ text: 'A lighthouse stands on a rocky point at dusk, its beam sweeping the sea.' }]));
+    }
+    const size = GEMINI_SIZES[(config.imageConfig ?? config.image_config)?.aspectRatio ?? '1:1']!;
+    const final = { inlineData: { mimeType: 'image/png', data: (await renderPng(size.width, size.height)).toString('base64') } };
+    // A thinking model's drafts: smaller than the final image, so a test can tell them apart.
+    const thoughts = [
+      { text: '**Composing the scene**\nPlacing the subject on the left third, warm light from the right.', thought: true },
+      { inlineData: { mimeType: 'image/png', data: (await renderPng(Math.round(size.width / 2), Math.round(size.height / 2))).toString('base64') }, thought: true },
+    ];
+    if (fault === 'thinking') return json(res, 200, candidate(recorded.model, 'STOP', [...thoughts, { text: 'Here is the image you asked for.' }, { ...final, thoughtSignature: randomBytes(24).toString('base64') }]));
+    if (fault === 'thoughts_only') return json(res, 200, candidate(recorded.model, 'STOP', thoughts));
+    return json(res, 200, candidate(recorded.model, 'STOP', [{ text: 'Here is the image you asked for.' }, final]));
   }
 
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -153,6 +165,68 @@ export async function startFakeGemini(): Promise<FakeGemini> {
       await new Promise<void>((resolve, reject) => server.close((err) => (err ? reject(err) : resolve())));
     },
   };
+}
+
+/** GenerateContentRequest fields, by the camelCase name the API also accepts in snake_case. */
+const REQUEST_FIELDS = new Set(['model', 'contents', 'tools', 'toolConfig', 'safetySettings', 'systemInstruction', 'generationConfig', 'cachedContent']);
+const GENERATION_CONFIG_FIELDS = new Set([
+  'stopSequences', 'responseMimeType', 'responseSchema', 'responseJsonSchema', 'responseModalities', 'candidateCount', 'maxOutputTokens',
+  'temperature', 'topP', 'topK', 'seed', 'presencePenalty', 'frequencyPenalty', 'responseLogprobs', 'logprobs',
+  'enableEnhancedCivicAnswers', 'speechConfig', 'thinkingConfig', 'imageConfig', 'mediaResolution',
+]);
+const IMAGE_CONFIG_FIELDS = new Set(['aspectRatio', 'imageSize']);
+const MODALITIES = new Set(['MODALITY_UNSPECIFIED', 'TEXT', 'IMAGE', 'AUDIO']);
+/** What the image models answer with; they refuse AUDIO. */
+const IMAGE_MODEL_MODALITIES = new Set(['TEXT', 'IMAGE']);
+/** The aspect ratios gemini-2.5-flash-image and gemini-3-pro-image take, in the order the API lists them. */
+const ASPECT_RATIOS = ['1:1', '2:3', '3:2', '3:4', '4:3', '4:5', '5:4', '9:16', '16:9', '21:9'];
+
+const camel = (name: string) => name.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+
+/** What the API refuses before generating, with its wording (400 INVALID_ARGUMENT); undefined when it would generate. */
+function invalidRequest(body: any): { message: string; details?: unknown[] } | undefined {
+  const config = body.generationConfig ?? body.generation_config;
+  const imageConfig = config?.imageConfig ?? config?.image_config;
+  const violations = [
+    ...unknownNames(body, REQUEST_FIELDS, undefined),
+    ...unknownNames(config, GENERATION_CONFIG_FIELDS, 'generation_config'),
+    ...unknownNames(imageConfig, IMAGE_CONFIG_FIELDS, 'generation_config.image_config'),
+  ];
+  const modalities = Array.isArray(config?.responseModalities ?? config?.response_modalities) ? (config.responseModalities ?? config.response_modalities) as unknown[] : [];
+  modalities.forEach((value, i) => {
+    if (typeof value !== 'string' || !MODALITIES.has(value.toUpperCase())) {
+      const field = `generation_config.response_modalities[${i}]`;
+      violations.push({ field, description: `Invalid value at '${field}' (type.googleapis.com/google.ai.generativelanguage.v1beta.GenerationConfig.Modality), ${JSON.stringify(value)}` });
+    }
+  });
+  if (violations.length > 0) {
+    return { message: violations.map((v) => v.description).join('\n'), details: [{ '@type': 'type.googleapis.com/google.rpc.BadRequest', fieldViolations: violations }] };
+  }
+  const unsupported = modalitiesOf(config ?? {}).filter((m) => !IMAGE_MODEL_MODALITIES.has(m));
+  if (unsupported.length > 0) return { message: `Model does not support the requested response modalities: ${unsupported.map((m) => m.toLowerCase()).join(', ')}` };
+  const ratio = imageConfig?.aspectRatio ?? imageConfig?.aspect_ratio;
+  if (ratio !== undefined && !ASPECT_RATIOS.includes(ratio)) {
+    const allowed = ASPECT_RATIOS.map((r) => `'${r}'`);
+    return { message: `* GenerateContentRequest.generation_config.image_config.aspect_ratio: aspect_ratio must be one of ${allowed.slice(0, -1).join(', ')}, or ${allowed.at(-1)}.\n` };
+  }
+  return undefined;
+}
+
+/** Google's "Unknown name" violations for the keys of `object` outside `known` (compared in camelCase). */
+function unknownNames(object: unknown, known: Set<string>, at: string | undefined): { field?: string; description: string }[] {
+  if (typeof object !== 'object' || object === null) return [];
+  return Object.keys(object)
+    .filter((name) => !known.has(camel(name)))
+    .map((name) => ({
+      ...(at ? { field: at } : {}),
+      description: `Invalid JSON payload received. Unknown name ${JSON.stringify(name)}${at ? ` at '${at}'` : ''}: Cannot find field.`,
+    }));
+}
+
+/** The modalities asked for, upper-cased; none named means the image model's default, text and image. */
+function modalitiesOf(config: any): string[] {
+  const given = config.responseModalities ?? config.response_modalities;
+  return Array.isArray(given) && given.length > 0 ? given.map((m: string) => m.toUpperCase()) : ['TEXT', 'IMAGE'];
 }
 
 function meta(model: string) {

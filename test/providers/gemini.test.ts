@@ -1,5 +1,6 @@
 import sharp from 'sharp';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { AspectRatio } from '../../src/domain/aspect-ratio.ts';
 import { isAbortError } from '../../src/providers/errors.ts';
 import { createGeminiProvider } from '../../src/providers/gemini.ts';
 import { ProviderError, type GenerateRequest, type ImageProvider } from '../../src/providers/provider.ts';
@@ -167,5 +168,75 @@ describe('gemini provider', () => {
     const unreachable = createGeminiProvider({ apiKey: gone.apiKey, baseUrl: gone.url, model: MODEL });
     const err = await failure(unreachable.generate(request()));
     expect(err).toMatchObject({ code: 'network', transient: true });
+  });
+});
+
+describe('gemini provider: a thinking model', () => {
+  it('keeps the final image, not the draft marked thought that comes before it', async () => {
+    fake.script('thinking');
+    const image = await provider.generate(request({ model: 'gemini-3-pro-image-preview' }));
+
+    // The fake's draft is half the final size: the size tells which one was kept.
+    expect({ width: image.width, height: image.height }).toEqual(GEMINI_SIZES['4:3']);
+    const meta = await sharp(image.bytes).metadata();
+    expect({ width: meta.width, height: meta.height }).toEqual(GEMINI_SIZES['4:3']);
+    expect(fake.requests).toHaveLength(1);
+  });
+
+  it('reports drafts with no final image as a transient bad_response, without the thoughts in the message', async () => {
+    fake.script('thoughts_only');
+    const err = await failure(provider.generate(request({ model: 'gemini-3-pro-image-preview' })));
+    expect(err).toMatchObject({ code: 'bad_response', transient: true });
+    expect(err.message).toContain('no image part (finishReason STOP)');
+    expect(err.message).not.toContain('Composing the scene');
+  });
+});
+
+describe('gemini provider: requests the API refuses', () => {
+  it("reports an aspect ratio the model does not take as a permanent bad_request, with Google's words", async () => {
+    const err = await failure(provider.generate(request({ aspectRatio: '7:5' as AspectRatio })));
+    expect(err).toMatchObject({ code: 'bad_request', transient: false, status: 400 });
+    expect(err.message).toContain("INVALID_ARGUMENT: * GenerateContentRequest.generation_config.image_config.aspect_ratio: aspect_ratio must be one of '1:1',");
+    expect(fake.requests).toHaveLength(1);
+  });
+});
+
+describe('the fake refuses what the Gemini API refuses, in its words', () => {
+  async function post(body: unknown, model = MODEL) {
+    const res = await fetch(`${fake.url}/v1beta/models/${model}:generateContent`, {
+      method: 'POST',
+      headers: { 'x-goog-api-key': fake.apiKey, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    return { status: res.status, body: (await res.json()) as any };
+  }
+  const contents = [{ role: 'user', parts: [{ text: 'a lighthouse' }] }];
+  const generationConfig = { seed: 7, responseModalities: ['TEXT', 'IMAGE'], imageConfig: { aspectRatio: '16:9' } };
+  const invalid = (message: string, details?: unknown[]) => ({ status: 400, body: { error: { code: 400, message, status: 'INVALID_ARGUMENT', ...(details ? { details } : {}) } } });
+  const badRequest = (fieldViolations: unknown[]) => [{ '@type': 'type.googleapis.com/google.rpc.BadRequest', fieldViolations }];
+
+  it('answers what the adapter sends, in camelCase or snake_case, with an image', async () => {
+    for (const body of [{ contents, generationConfig }, { contents, generation_config: { seed: 7, response_modalities: ['TEXT', 'IMAGE'], image_config: { aspect_ratio: '16:9' } } }]) {
+      const answer = await post(body);
+      expect(answer.status).toBe(200);
+      expect(answer.body.candidates[0].content.parts.some((p: any) => p.inlineData)).toBe(true);
+    }
+  });
+
+  it('answers in words alone when asked for TEXT only', async () => {
+    const answer = await post({ contents, generationConfig: { ...generationConfig, responseModalities: ['TEXT'] } });
+    expect(answer.status).toBe(200);
+    expect(answer.body.candidates[0].content.parts.map((p: any) => Object.keys(p))).toEqual([['text']]);
+  });
+
+  it.each([
+    ['an unknown request field', { contents, generationConfig, parameters: {} }, invalid('Invalid JSON payload received. Unknown name "parameters": Cannot find field.', badRequest([{ description: 'Invalid JSON payload received. Unknown name "parameters": Cannot find field.' }]))],
+    ['an unknown generationConfig field', { contents, generationConfig: { ...generationConfig, aspectRatio: '16:9' } }, invalid(`Invalid JSON payload received. Unknown name "aspectRatio" at 'generation_config': Cannot find field.`, badRequest([{ field: 'generation_config', description: `Invalid JSON payload received. Unknown name "aspectRatio" at 'generation_config': Cannot find field.` }]))],
+    ['an unknown imageConfig field', { contents, generationConfig: { ...generationConfig, imageConfig: { aspectRatio: '16:9', outputMimeType: 'image/png' } } }, invalid(`Invalid JSON payload received. Unknown name "outputMimeType" at 'generation_config.image_config': Cannot find field.`, badRequest([{ field: 'generation_config.image_config', description: `Invalid JSON payload received. Unknown name "outputMimeType" at 'generation_config.image_config': Cannot find field.` }]))],
+    ['a modality that does not exist', { contents, generationConfig: { ...generationConfig, responseModalities: ['TEXT', 'PICTURE'] } }, invalid(`Invalid value at 'generation_config.response_modalities[1]' (type.googleapis.com/google.ai.generativelanguage.v1beta.GenerationConfig.Modality), "PICTURE"`, badRequest([{ field: 'generation_config.response_modalities[1]', description: `Invalid value at 'generation_config.response_modalities[1]' (type.googleapis.com/google.ai.generativelanguage.v1beta.GenerationConfig.Modality), "PICTURE"` }]))],
+    ['a modality the image model cannot answer in', { contents, generationConfig: { ...generationConfig, responseModalities: ['TEXT', 'AUDIO'] } }, invalid('Model does not support the requested response modalities: audio')],
+    ['an aspect ratio the model does not take', { contents, generationConfig: { ...generationConfig, imageConfig: { aspectRatio: '8:1' } } }, invalid("* GenerateContentRequest.generation_config.image_config.aspect_ratio: aspect_ratio must be one of '1:1', '2:3', '3:2', '3:4', '4:3', '4:5', '5:4', '9:16', '16:9', or '21:9'.\n")],
+  ] as const)('refuses %s with a 400 INVALID_ARGUMENT', async (_, body, expected) => {
+    expect(await post(body)).toEqual(expected);
   });
 });
