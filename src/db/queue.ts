@@ -86,6 +86,11 @@ export interface CommitResult {
  * if this worker's claim on it is still the current one (fenced by locked_by, generation
  * and attempts); results are in the order of `items`. Rows are locked in id order, so two
  * concurrent batches can never deadlock.
+ *
+ * Invariant: an item is matched to its row by its own position in the batch (`ord`), never
+ * by the row id alone. One batch can hold two claims of the same row (a regenerate's new
+ * claim finishing beside the superseded one); matching by id would let the stale image win
+ * and tell both claims they committed.
  */
 export async function markImagesSucceeded(
   sql: Sql,
@@ -94,7 +99,7 @@ export async function markImagesSucceeded(
 ): Promise<CommitResult[]> {
   if (items.length === 0) return [];
   const col = <T>(f: (x: SucceededSlot) => T) => items.map(f);
-  const rows = await sql<{ id: string; previousKey: string | null }[]>`
+  const rows = await sql<{ ord: number; previousKey: string | null }[]>`
     WITH input AS (
       SELECT * FROM unnest(
         ${col((x) => x.slot.id)}::uuid[], ${col((x) => x.slot.generation)}::int[], ${col((x) => x.slot.attempts)}::int[],
@@ -103,10 +108,10 @@ export async function markImagesSucceeded(
         ${col((x) => x.image.width)}::int[], ${col((x) => x.image.height)}::int[], ${col((x) => x.image.mimeType)}::text[],
         ${col((x) => x.image.bytes)}::bigint[], ${col((x) => x.image.sha256)}::text[],
         ${col((x) => x.image.revisedPrompt)}::text[], ${col((x) => x.image.providerRequestId)}::text[], ${col((x) => x.retries)}::int[]
-      ) AS i(id, generation, attempts, url, storage_key, full_prompt, provider, model, seed, width, height, mime_type, bytes, sha256,
-             revised_prompt, provider_request_id, retries)
+      ) WITH ORDINALITY AS i(id, generation, attempts, url, storage_key, full_prompt, provider, model, seed, width, height, mime_type,
+                             bytes, sha256, revised_prompt, provider_request_id, retries, ord)
     ), current AS (
-      SELECT g.id, g.storage_key FROM generated_images g JOIN input i ON i.id = g.id
+      SELECT g.id, g.storage_key, i.ord FROM generated_images g JOIN input i ON i.id = g.id
       WHERE g.locked_by = ${workerId} AND g.generation = i.generation AND g.attempts = i.attempts AND g.status = 'running'
       ORDER BY g.id
       FOR UPDATE OF g
@@ -117,12 +122,12 @@ export async function markImagesSucceeded(
         mime_type = i.mime_type, bytes = i.bytes, sha256 = i.sha256, revised_prompt = i.revised_prompt,
         provider_request_id = i.provider_request_id, attempts = g.attempts + i.retries, error = NULL,
         locked_by = NULL, locked_until = NULL, updated_at = now()
-    FROM input i, current c
-    WHERE g.id = i.id AND c.id = i.id
-    RETURNING g.id, c.storage_key AS previous_key`;
-  const byId = new Map(rows.map((r) => [r.id, r.previousKey]));
-  return items.map(({ slot }) =>
-    byId.has(slot.id) ? { committed: true, previousKey: byId.get(slot.id) ?? null } : { committed: false, previousKey: null },
+    FROM current c JOIN input i ON i.ord = c.ord
+    WHERE g.id = c.id
+    RETURNING c.ord::int AS ord, c.storage_key AS previous_key`;
+  const byOrd = new Map(rows.map((r) => [r.ord, r.previousKey]));
+  return items.map((_, index) =>
+    byOrd.has(index + 1) ? { committed: true, previousKey: byOrd.get(index + 1) ?? null } : { committed: false, previousKey: null },
   );
 }
 
