@@ -1,27 +1,41 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import sharp from 'sharp';
+import { probeImage } from './image-bytes.ts';
 import type { GeneratedImage, GenerateRequest, ImageProvider } from './provider.ts';
+
+const NAME = 'local';
 
 export interface LocalProviderOptions {
   /** Artificial latency per image, for demos and benchmarks. */
   delayMs: number;
+  /** What draws the image: renderPlaceholder unless given. */
+  render?: ((request: GenerateRequest) => Promise<Uint8Array>) | undefined;
 }
 
 /**
  * A placeholder renderer for running without a paid API: a real PNG of the requested size,
  * a colour derived from prompt and seed, and the prompt written on it, so a person can see
  * which image belongs to which scene. Same prompt + seed + size: same bytes.
+ * Like every adapter, it reports the type and size its bytes have (probeImage), not the
+ * ones it was asked for: the row must describe the file, whatever drew it.
  */
 export function createLocalProvider(options: LocalProviderOptions): ImageProvider {
+  const render = options.render ?? renderPlaceholder;
   return {
-    name: 'local',
+    name: NAME,
     defaultModel: null,
     async generate(request: GenerateRequest): Promise<GeneratedImage> {
       if (options.delayMs > 0) await sleep(options.delayMs, undefined, { signal: request.signal });
-      const bytes = await sharp(Buffer.from(renderSvg(request))).png({ compressionLevel: 6 }).toBuffer();
-      return { bytes, mimeType: 'image/png', width: request.width, height: request.height, seed: request.seed, model: null };
+      const bytes = await render(request);
+      const { mimeType, width, height } = await probeImage(NAME, bytes);
+      return { bytes, mimeType, width, height, seed: request.seed, model: null };
     },
   };
+}
+
+/** The placeholder PNG: renderSvg drawn by sharp. */
+export function renderPlaceholder(request: Pick<GenerateRequest, 'fullPrompt' | 'seed' | 'width' | 'height'>): Promise<Uint8Array> {
+  return sharp(Buffer.from(renderSvg(request))).png({ compressionLevel: 6 }).toBuffer();
 }
 
 export function renderSvg(request: Pick<GenerateRequest, 'fullPrompt' | 'seed' | 'width' | 'height'>): string {
