@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, open, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { ObjectStore } from './store.ts';
+import { StoreError, type ObjectStore } from './store.ts';
 
 const CONTENT_TYPES: Readonly<Record<string, string>> = {
   '.png': 'image/png',
@@ -50,7 +50,7 @@ export function createLocalStore(options: { root: string; publicBaseUrl: string 
     name: 'local',
     async put(key, bytes, _contentType) {
       const file = resolve(key);
-      if (!file) throw new Error(`invalid storage key: ${key}`);
+      if (!file) throw new StoreError(`invalid storage key: ${key}`, { permanent: true, code: 'InvalidKey' });
       const dir = path.dirname(file);
       if (!knownDirs.has(dir)) await ensureDir(dir);
       // Straight to the final name, exclusively: keys are never reused, and no client can
