@@ -9,18 +9,23 @@ export type FakeStorageRoute =
   | 'deleteBucket' // DELETE /bucket/{id}
   | 'upload' // POST /object/{bucket}/{path}
   | 'remove' // DELETE /object/{bucket}  {prefixes}
+  | 'download' // GET /object/{bucket}/{path}  (authenticated)
   | 'signMany' // POST /object/sign/{bucket}  {expiresIn, paths}
   | 'sign' // POST /object/sign/{bucket}/{path}  {expiresIn}
   | 'publicDownload' // GET /object/public/{bucket}/{path}
   | 'signedDownload'; // GET /object/sign/{bucket}/{path}?token=
 
 /**
- * What the next request to a route gets instead of its answer: `upload:500`, `sign:413`, ...
+ * What the next request to a route gets instead of its answer: `upload:500`, `download:reset`, ...
  * Faults form one queue, in the order scripted; a request consumes the first one naming its route.
- * 500: InternalError. 413: EntityTooLarge (as a gateway answers). hang: never answers.
- * reset: the connection is cut after the request was read (and, for an upload, after storing).
+ * In the server's own shapes: 500: InternalError (HTTP 500). 503: DatabaseConnectionLimit (HTTP 400,
+ * statusCode "503"). 429: SlowDown (the server's one real HTTP 429). hang: never answers.
+ * reset: the connection is cut after the request was read (and, for an upload, after storing: the
+ * object is there, its answer is lost). truncate: a download's body breaks off halfway.
+ * Refusals that are not faults come from the bucket itself, as on the server: a bucket's
+ * `file_size_limit` (413) and `allowed_mime_types` (415), a wrong key (403).
  */
-export type FakeStorageFault = `${FakeStorageRoute}:${'500' | '413' | 'hang' | 'reset'}`;
+export type FakeStorageFault = `${FakeStorageRoute}:${'500' | '503' | '429' | 'hang' | 'reset' | 'truncate'}`;
 
 export interface RecordedStorageRequest {
   method: string;
@@ -36,6 +41,10 @@ export interface FakeBucket {
   id: string;
   name: string;
   public: boolean;
+  /** Bytes; null: only the server's limit applies. */
+  file_size_limit: number | null;
+  /** `image/png`, `image/*`; null: any. */
+  allowed_mime_types: string[] | null;
   created_at: string;
 }
 
@@ -50,30 +59,57 @@ export interface FakeSupabaseStorage {
   objects: Map<string, { bytes: Buffer; contentType: string; cacheControl: string | undefined }>;
   buckets: Map<string, FakeBucket>;
   script(...faults: FakeStorageFault[]): void;
+  /** Runs `action` once, just before the next request to `route` is handled: another client acting in between. */
+  beforeNext(route: FakeStorageRoute, action: () => void): void;
   close(): Promise<void>;
 }
 
 /** The bucket-name rule of supabase/storage (src/storage/limits.ts). */
 const BUCKET_NAME = /^[A-Za-z0-9_!.*'() &$=@;:+,?-]{1,100}$/;
 const NOT_SIGNABLE = 'Either the object does not exist or you do not have access to it';
+/** The server's check of a bucket's allowed_mime_types entries (a wildcard passes by its trailing `*`). */
+const MIME_TYPE = /^([a-zA-Z0-9\-+.]+)\/([a-zA-Z0-9\-+.]+)(;\s*charset=[a-zA-Z0-9\-]+)?$|\*$/;
+
+export interface FakeStorageOptions {
+  /** '' like the bare server, '/storage/v1' like a Supabase project. */
+  prefix?: string;
+  /** The server's own upload limit in bytes (its FILE_SIZE_LIMIT; 50 MiB by default). */
+  fileSizeLimit?: number;
+  /**
+   * Answer errors with their real HTTP status (404, 409, 413, ...) instead of 400, the body
+   * unchanged: the server's error handler does so when told to (`respectStatusCode`), and a later
+   * release may do it everywhere. Off by default: today's server answers 400.
+   */
+  respectStatusCode?: boolean;
+}
 
 /**
- * A fake Supabase Storage API on 127.0.0.1 (supabase/storage's wire format), under `prefix`:
- * '' like the bare server, '/storage/v1' like a Supabase project. Errors follow the server's
- * error handler: HTTP 400 (500 for internal errors) with `{statusCode: "<status>", code, error, message}`.
+ * A fake Supabase Storage API on 127.0.0.1 (supabase/storage's wire format), under `prefix`.
+ * Errors follow the server's error handler (src/http/error-handler.ts): HTTP 400 (500 for internal
+ * errors) with `{statusCode: "<real status>", code, error, message}`; an unknown route is Fastify's
+ * real 404 with a numeric statusCode.
  */
-export async function startFakeSupabaseStorage(options: { prefix?: string } = {}): Promise<FakeSupabaseStorage> {
+export async function startFakeSupabaseStorage(options: FakeStorageOptions = {}): Promise<FakeSupabaseStorage> {
   const prefix = (options.prefix ?? '').replace(/\/+$/, '');
+  const serverSizeLimit = options.fileSizeLimit ?? 50 * 1024 * 1024;
+  /** The server's error handler: the real status in the body, HTTP 400 unless internal. */
+  const storageError = (res: ServerResponse, statusCode: string, code: string, error: string, message: string) => {
+    const status = options.respectStatusCode ? Number(statusCode) : statusCode === '500' ? 500 : 400;
+    json(res, status, { statusCode, code, error, message });
+  };
+  const noSuchBucket = (res: ServerResponse) => storageError(res, '404', 'NoSuchBucket', 'Bucket not found', 'Bucket not found');
+  const notFound = (res: ServerResponse) => storageError(res, '404', 'NoSuchKey', 'not_found', 'Object not found');
   const serviceRoleKey = `fake-service-role.${randomBytes(16).toString('base64url')}`;
   const signingSecret = randomBytes(32);
   const requests: RecordedStorageRequest[] = [];
   const objects: FakeSupabaseStorage['objects'] = new Map();
   const buckets = new Map<string, FakeBucket>();
   const faults: FakeStorageFault[] = [];
+  const interludes: { route: FakeStorageRoute; action: () => void }[] = [];
 
   const server = createServer((req, res) => {
     void handle(req, res).catch((err: unknown) => {
-      if (!res.headersSent) storageError(res, 500, 'InternalError', 'internal', `fake storage: ${(err as Error).message}`);
+      if (!res.headersSent) storageError(res, '500', 'InternalError', 'InternalError', `fake storage: ${(err as Error).message}`);
       else res.destroy();
     });
   });
@@ -96,48 +132,83 @@ export async function startFakeSupabaseStorage(options: { prefix?: string } = {}
     if (route !== 'publicDownload' && route !== 'signedDownload') {
       // The jwt plugin: no valid bearer token is AccessDenied, answered as HTTP 400 (apikey alone is not enough).
       const token = (req.headers.authorization ?? '').replace(/^Bearer\s+/i, '');
-      if (!token) return storageError(res, 400, 'AccessDenied', 'Unauthorized', 'jwt must be provided', '403');
-      if (token !== serviceRoleKey) return storageError(res, 400, 'AccessDenied', 'Unauthorized', 'invalid signature', '403');
+      if (!token) return storageError(res, '403', 'AccessDenied', 'Unauthorized', 'jwt must be provided');
+      if (token !== serviceRoleKey) return storageError(res, '403', 'AccessDenied', 'Unauthorized', 'invalid signature');
     }
+
+    const interlude = interludes.findIndex((i) => i.route === route);
+    if (interlude >= 0) interludes.splice(interlude, 1)[0]!.action();
 
     const index = faults.findIndex((f) => f.startsWith(`${route}:`));
     const fault = index >= 0 ? faults.splice(index, 1)[0]!.split(':')[1] : undefined;
     if (fault === 'hang') return;
-    if (fault === '500') return storageError(res, 500, 'InternalError', 'internal', 'Internal Server Error');
-    if (fault === '413') return storageError(res, 413, 'EntityTooLarge', 'Payload too large', 'The object exceeded the maximum allowed size');
+    if (fault === '500') return storageError(res, '500', 'InternalError', 'InternalError', 'Internal server error');
+    if (fault === '503') {
+      const message = 'The database has reached its maximum number of connections. Please try again later.';
+      return storageError(res, '503', 'DatabaseConnectionLimit', 'DatabaseConnectionLimit', message);
+    }
+    // The one error the server answers with its real status whatever respectStatusCode says.
+    if (fault === '429') {
+      return json(res, 429, { statusCode: '429', code: 'SlowDown', error: 'too_many_connections', message: 'Too many connections issued to the database' });
+    }
     if (fault === 'reset' && route !== 'upload') return void req.socket.destroy();
 
     switch (route) {
       case 'createBucket': {
-        const b = body as { id?: string; name?: string; public?: boolean } | undefined;
+        const b = body as { id?: string; name?: string; public?: boolean; file_size_limit?: unknown; allowed_mime_types?: unknown } | undefined;
         const id = b?.id || b?.name;
-        if (!id) return storageError(res, 400, 'InvalidRequest', 'Bad Request', "body must have required property 'name'", '400');
-        if (!BUCKET_NAME.test(id)) return storageError(res, 400, 'InvalidBucketName', 'Invalid Input', 'Bucket name invalid', '400');
-        if (buckets.has(id)) return storageError(res, 400, 'BucketAlreadyExists', 'Duplicate', 'The resource already exists', '409');
-        buckets.set(id, { id, name: b?.name ?? id, public: b?.public ?? false, created_at: new Date().toISOString() });
+        if (!id) return validationError(res, "body must have required property 'name'");
+        if (!BUCKET_NAME.test(id)) return storageError(res, '400', 'InvalidBucketName', 'Invalid Input', 'Bucket name invalid');
+        const limit = b?.file_size_limit ?? null;
+        if (limit !== null && (!Number.isInteger(limit) || (limit as number) < 0)) {
+          return storageError(res, '400', 'InvalidRequest', 'InvalidRequest', 'Invalid file size format, hint: use 20GB / 20MB / 30KB / 3B');
+        }
+        if (limit !== null && (limit as number) > serverSizeLimit) {
+          return storageError(res, '413', 'EntityTooLarge', 'Payload too large', 'The object exceeded the maximum allowed size');
+        }
+        const mimeTypes = b?.allowed_mime_types ?? null;
+        if (mimeTypes !== null && (!Array.isArray(mimeTypes) || !mimeTypes.every((t) => typeof t === 'string' && MIME_TYPE.test(t)))) {
+          return storageError(res, '415', 'InvalidMimeType', 'invalid_mime_type', `mime type ${String(mimeTypes)} is not supported`);
+        }
+        if (buckets.has(id)) return storageError(res, '409', 'BucketAlreadyExists', 'Duplicate', 'The resource already exists');
+        buckets.set(id, {
+          id,
+          name: b?.name ?? id,
+          public: b?.public ?? false,
+          file_size_limit: limit as number | null,
+          allowed_mime_types: mimeTypes as string[] | null,
+          created_at: new Date().toISOString(),
+        });
         return json(res, 200, { name: b?.name ?? id });
       }
       case 'getBucket': {
         const found = buckets.get(bucket);
         if (!found) return noSuchBucket(res);
-        return json(res, 200, { ...found, owner: '', type: 'STANDARD', file_size_limit: null, allowed_mime_types: null, updated_at: found.created_at });
+        return json(res, 200, { ...found, owner: '', type: 'STANDARD', updated_at: found.created_at });
       }
       case 'deleteBucket': {
         if (!buckets.has(bucket)) return noSuchBucket(res);
         if ([...objects.keys()].some((k) => k.startsWith(`${bucket}/`))) {
-          return storageError(res, 400, 'ResourceNotEmpty', 'ResourceNotEmpty', 'The bucket you tried to delete is not empty', '409');
+          return storageError(res, '409', 'ResourceNotEmpty', 'ResourceNotEmpty', 'The bucket you tried to delete is not empty');
         }
         buckets.delete(bucket);
         return json(res, 200, { message: 'Successfully deleted' });
       }
       case 'upload': {
-        if (!buckets.has(bucket)) return noSuchBucket(res);
-        if (!isValidKey(path)) return storageError(res, 400, 'InvalidKey', 'InvalidKey', `Invalid key: ${path}`, '400');
+        const target = buckets.get(bucket);
+        if (!target) return noSuchBucket(res);
+        if (!isValidKey(path)) return storageError(res, '400', 'InvalidKey', 'InvalidKey', `Invalid key: ${path}`);
+        const contentType = req.headers['content-type'] || 'text/plain;charset=UTF-8';
+        if (target.allowed_mime_types && !mimeAllowed(contentType, target.allowed_mime_types)) {
+          return storageError(res, '415', 'InvalidMimeType', 'invalid_mime_type', `mime type ${contentType} is not supported`);
+        }
+        if (raw.length > Math.min(target.file_size_limit ?? Infinity, serverSizeLimit)) {
+          return storageError(res, '413', 'EntityTooLarge', 'Payload too large', 'The object exceeded the maximum allowed size');
+        }
         const id = `${bucket}/${path}`;
         if (objects.has(id) && req.headers['x-upsert'] !== 'true') {
-          return storageError(res, 400, 'KeyAlreadyExists', 'Duplicate', 'The resource already exists', '409');
+          return storageError(res, '409', 'KeyAlreadyExists', 'Duplicate', 'The resource already exists');
         }
-        const contentType = req.headers['content-type'] || 'text/plain;charset=UTF-8';
         objects.set(id, { bytes: raw, contentType, cacheControl: req.headers['cache-control'] });
         if (fault === 'reset') return void req.socket.destroy(); // stored, but the answer is lost
         return json(res, 200, { Id: randomUUID(), Key: id });
@@ -145,7 +216,7 @@ export async function startFakeSupabaseStorage(options: { prefix?: string } = {}
       case 'remove': {
         const prefixes = (body as { prefixes?: unknown } | undefined)?.prefixes;
         if (!Array.isArray(prefixes) || prefixes.length === 0) return validationError(res, 'body/prefixes must NOT have fewer than 1 items');
-        if (prefixes.length > 1000) return storageError(res, 400, 'InvalidRequest', 'InvalidRequest', 'Bulk object requests are limited to 1000 objects per request.', '400');
+        if (prefixes.length > 1000) return storageError(res, '400', 'InvalidRequest', 'InvalidRequest', 'Bulk object requests are limited to 1000 objects per request.');
         const removed = prefixes.filter((p: string) => objects.delete(`${bucket}/${p}`));
         return json(res, 200, removed.map((name: string) => ({ name, bucket_id: bucket, id: randomUUID() })));
       }
@@ -164,23 +235,27 @@ export async function startFakeSupabaseStorage(options: { prefix?: string } = {}
         if (!objects.has(`${bucket}/${path}`)) return notFound(res);
         return json(res, 200, { signedURL: signedUrl(`${bucket}/${path}`, expiresIn as number) });
       }
+      case 'download': {
+        if (!buckets.has(bucket)) return noSuchBucket(res);
+        return serveObject(res, `${bucket}/${path}`, fault);
+      }
       case 'publicDownload': {
         // findBucket(..., { isPublic: true }): a private bucket is a missing one here.
         if (!buckets.get(bucket)?.public) return noSuchBucket(res);
-        return serveObject(res, `${bucket}/${path}`);
+        return serveObject(res, `${bucket}/${path}`, fault);
       }
       case 'signedDownload': {
         const token = url.searchParams.get('token');
         if (!token) return validationError(res, "querystring must have required property 'token'");
         const claims = verifyToken(token);
-        if (typeof claims === 'string') return storageError(res, 400, 'InvalidJWT', 'InvalidJWT', claims, '400');
-        if (claims.url !== `${bucket}/${path}`) return storageError(res, 400, 'InvalidSignature', 'InvalidSignature', 'Invalid signature', '400');
-        return serveObject(res, claims.url);
+        if (typeof claims === 'string') return storageError(res, '400', 'InvalidJWT', 'InvalidJWT', claims);
+        if (claims.url !== `${bucket}/${path}`) return storageError(res, '400', 'InvalidSignature', 'InvalidSignature', 'Invalid signature');
+        return serveObject(res, claims.url, fault);
       }
     }
   }
 
-  function serveObject(res: ServerResponse, id: string) {
+  function serveObject(res: ServerResponse, id: string, fault: string | undefined) {
     const found = objects.get(id);
     if (!found) return notFound(res);
     res.writeHead(200, {
@@ -188,7 +263,9 @@ export async function startFakeSupabaseStorage(options: { prefix?: string } = {}
       'content-length': String(found.bytes.length),
       ...(found.cacheControl ? { 'cache-control': found.cacheControl } : {}),
     });
-    res.end(found.bytes);
+    if (fault !== 'truncate') return void res.end(found.bytes);
+    // Half the promised bytes, then the connection goes.
+    res.write(found.bytes.subarray(0, Math.floor(found.bytes.length / 2)), () => res.destroy());
   }
 
   /** A signed URL as the server returns it: relative to the API, path not encoded. */
@@ -227,6 +304,7 @@ export async function startFakeSupabaseStorage(options: { prefix?: string } = {}
     objects,
     buckets,
     script: (...next) => void faults.push(...next),
+    beforeNext: (route, action) => void interludes.push({ route, action }),
     async close() {
       server.closeAllConnections(); // hung requests included
       await new Promise<void>((resolve, reject) => server.close((err) => (err ? reject(err) : resolve())));
@@ -251,6 +329,7 @@ function routeOf(method: string, path: string): { route: FakeStorageRoute; bucke
   }
   if (b === 'public' && c && method === 'GET' && parts.length > 3) return { route: 'publicDownload', ...at(2) };
   if (method === 'DELETE' && parts.length === 2) return { route: 'remove', ...at(1) };
+  if (method === 'GET' && parts.length > 2) return { route: 'download', ...at(1) };
   if (method === 'POST' && parts.length > 2) return { route: 'upload', ...at(1) };
   return undefined;
 }
@@ -259,16 +338,14 @@ function isValidKey(key: string): boolean {
   return key.length > 0 && key.length <= 1024 && !/(^|\/)\.{1,2}(\/|$)/.test(key) && !/[\u0000-\u001f#[\]{}^`"<>\\|%~]/.test(key);
 }
 
-function storageError(res: ServerResponse, status: number, code: string, error: string, message: string, statusCode = String(status)) {
-  json(res, status, { statusCode, code, error, message });
-}
-
-function noSuchBucket(res: ServerResponse) {
-  storageError(res, 400, 'NoSuchBucket', 'Bucket not found', 'Bucket not found', '404');
-}
-
-function notFound(res: ServerResponse) {
-  storageError(res, 400, 'NoSuchKey', 'not_found', 'Object not found', '404');
+/** The server's rule for a bucket's allowed types: `type/subtype` exactly, or `type/*`. */
+function mimeAllowed(contentType: string, allowed: readonly string[]): boolean {
+  const [type, subtype] = contentType.split(';')[0]!.trim().split('/');
+  if (!type || !subtype) return false;
+  return allowed.some((a) => {
+    const [t, s] = a.split('/');
+    return t === type && (s === '*' || s === subtype);
+  });
 }
 
 /** Fastify's schema validation, through the server's error handler. */

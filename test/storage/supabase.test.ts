@@ -1,19 +1,8 @@
-import { randomBytes } from 'node:crypto';
-import { StorageClient } from '@supabase/storage-js';
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { StoreError } from '../../src/storage/store.ts';
 import { createSupabaseStore, storageApiUrl, type SupabaseStoreOptions } from '../../src/storage/supabase.ts';
 import { startFakeSupabaseStorage, type FakeSupabaseStorage } from '../fakes/supabase-storage.ts';
-
-const KEY = 'projects/p1/scene-0/image-0-g1-a1.png';
-const keyN = (n: number) => `projects/p1/scene-${n}/image-0-g1-a1.png`;
-
-/** Bytes that are a view into a larger buffer: only the view may be stored. */
-function imageBytes(seed: number): Uint8Array {
-  const backing = Buffer.alloc(4096, 0xee);
-  const view = backing.subarray(100, 100 + 1500);
-  for (let i = 0; i < view.length; i++) view[i] = (i * 31 + seed) & 0xff;
-  return view;
-}
+import { imageBytes, KEY, keyN } from './objects.ts';
 
 describe('storageApiUrl', () => {
   it.each([
@@ -97,18 +86,21 @@ describe('Supabase store against the fake Storage API', () => {
     expect(Buffer.compare(Buffer.from(await res.arrayBuffer()), Buffer.from(bytes))).toBe(0);
   });
 
-  it('put to an existing key fails instead of overwriting', async () => {
+  it('put to an existing key of other bytes fails, permanently, instead of overwriting', async () => {
     const store = storeFor();
     await store.init!();
     await store.put(KEY, imageBytes(1), 'image/png');
-    await expect(store.put(KEY, imageBytes(2), 'image/png')).rejects.toThrow(/cannot store .*The resource already exists/);
-    expect(fake.objects.get(`scenes/${KEY}`)!.bytes[0]).toBe(imageBytes(1)[0]);
+    const error = await store.put(KEY, imageBytes(2), 'image/png').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StoreError);
+    expect(error).toMatchObject({ permanent: true, code: 'KeyAlreadyExists' });
+    expect((error as Error).message).toMatch(/cannot store .*another object is already stored under this key/);
+    expect(Buffer.compare(fake.objects.get(`scenes/${KEY}`)!.bytes, Buffer.from(imageBytes(1)))).toBe(0);
+    expect(routes('upload').map((r) => r.headers['x-upsert'])).toEqual(['false', 'false']);
   });
 
   it.each([
-    ['upload:500', /Internal Server Error \(HTTP 500\)/],
-    ['upload:413', /exceeded the maximum allowed size \(HTTP 413\)/],
-    ['upload:reset', /cannot store/],
+    ['upload:500', /Internal server error \(HTTP 500\)/],
+    ['upload:reset', /cannot store .*fetch failed/],
   ] as const)('an upload fault (%s) makes put throw, never return a URL', async (fault, message) => {
     const store = storeFor();
     await store.init!();
@@ -121,16 +113,24 @@ describe('Supabase store against the fake Storage API', () => {
   it('refuses keys and bucket names the client would put in a URL unencoded, before any request', async () => {
     expect(() => storeFor({ bucket: 'a/b' })).toThrow(/invalid bucket name/);
     const store = storeFor();
-    await expect(store.put('projects/../x.png', imageBytes(1), 'image/png')).rejects.toThrow(/invalid storage key/);
-    await expect(store.put('projects/a?b.png', imageBytes(1), 'image/png')).rejects.toThrow(/invalid storage key/);
+    for (const key of ['projects/../x.png', 'projects/a?b.png']) {
+      const error = await store.put(key, imageBytes(1), 'image/png').catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(StoreError);
+      expect(error).toMatchObject({ permanent: true, code: 'InvalidKey', message: `invalid storage key: ${key}` });
+    }
+    // Without one the client would label the image text/plain.
+    await expect(store.put(KEY, imageBytes(1), '')).rejects.toMatchObject({ permanent: true, message: `no content type for ${KEY}` });
     expect(fake.requests).toEqual([]);
   });
 
-  it('a hung upload fails after the timeout', async () => {
+  it('a hung upload fails after the timeout, as a failure worth retrying', async () => {
     const store = storeFor({ timeoutMs: 300 });
     await store.init!();
     fake.script('upload:hang');
-    await expect(store.put(KEY, imageBytes(1), 'image/png')).rejects.toThrow(/cannot store/);
+    const error = await store.put(KEY, imageBytes(1), 'image/png').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StoreError);
+    expect(error).toMatchObject({ permanent: false, code: 'TimeoutError' });
+    expect((error as Error).message).toMatch(/cannot store/);
   });
 
   it('remove removes many objects in one request and tolerates missing ones', async () => {
@@ -152,7 +152,9 @@ describe('Supabase store against the fake Storage API', () => {
     const store = storeFor();
     await store.init!();
     fake.script('remove:500');
-    await expect(store.remove([KEY])).rejects.toThrow(/cannot remove 1 objects/);
+    const error = await store.remove([KEY]).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StoreError);
+    expect(error).toMatchObject({ permanent: false, code: 'InternalError', message: expect.stringMatching(/cannot remove 1 objects/) });
   });
 
   describe('private bucket', () => {
@@ -195,7 +197,9 @@ describe('Supabase store against the fake Storage API', () => {
       await store.init!();
       await store.put(KEY, imageBytes(1), 'image/png');
       fake.script('signMany:500');
-      await expect(store.signUrls!([KEY])).rejects.toThrow(/cannot sign 1 URLs/);
+      const error = await store.signUrls!([KEY]).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(StoreError);
+      expect(error).toMatchObject({ permanent: false, code: 'InternalError', message: expect.stringMatching(/cannot sign 1 URLs/) });
     });
   });
 });
@@ -204,6 +208,7 @@ describe('Supabase store URL forms', () => {
   let fake: FakeSupabaseStorage | undefined;
   afterEach(async () => {
     await fake?.close();
+    fake = undefined;
   });
 
   it.each(['/storage/v1', '/storage-api'])('a URL with a path (%s) is the Storage API itself', async (prefix) => {
@@ -215,66 +220,39 @@ describe('Supabase store URL forms', () => {
     expect((await fetch(url!)).status).toBe(200);
   });
 
-  it('a bare server at the root is read as a project URL: init fails with a hint and creates nothing', async () => {
+  it('a bare server at the root given as a project URL: init fails with a hint naming the way out, and creates nothing', async () => {
     fake = await startFakeSupabaseStorage({ prefix: '' });
     const store = createSupabaseStore({ url: fake.url, serviceRoleKey: fake.serviceRoleKey, bucket: 'scenes', public: true, signedUrlTtlS: 60 });
-    await expect(store.init!()).rejects.toThrow(/no Supabase Storage API at .*\/storage\/v1: a URL without a path is read as a project URL/);
+    const error = await store.init!().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StoreError);
+    expect((error as Error).message).toMatch(/no Supabase Storage API at .*\/storage\/v1: a URL without a path is read as a project URL.*SUPABASE_STORAGE_URL/);
     expect(fake.requests.map((r) => r.path)).toEqual(['/storage/v1/bucket/scenes']);
     expect(fake.buckets.size).toBe(0);
   });
-});
 
-// Opt-in: a real Supabase Storage server (hosted project, `supabase start`, or self-hosted).
-const realUrl = process.env.SUPABASE_TEST_URL;
-const realKey = process.env.SUPABASE_TEST_SERVICE_ROLE_KEY;
-if (realUrl && realKey) {
-  describe('Supabase store against a real Supabase Storage server', () => {
-    const suffix = `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
-    const admin = new StorageClient(storageApiUrl(realUrl), { apikey: realKey, Authorization: `Bearer ${realKey}` });
-    const created: string[] = [];
-    const storeFor = (bucket: string, isPublic: boolean) => {
-      created.push(bucket);
-      return createSupabaseStore({ url: realUrl, serviceRoleKey: realKey, bucket, public: isPublic, signedUrlTtlS: 120 });
-    };
-
-    afterAll(async () => {
-      const problems: string[] = [];
-      for (const id of created) {
-        await admin.emptyBucket(id);
-        const { error } = await admin.deleteBucket(id);
-        if (error && error.statusCode !== '404') problems.push(`${id}: ${error.message}`);
-      }
-      if (problems.length > 0) throw new Error(`test buckets left behind: ${problems.join('; ')}`);
-    });
-
-    it('public bucket: init, put, fetch, remove', async () => {
-      const store = storeFor(`sceneworks-test-pub-${suffix}`, true);
-      await store.init!();
-      await store.init!();
-      const bytes = imageBytes(7);
-      const { url } = await store.put(KEY, bytes, 'image/png');
-      const res = await fetch(url!);
-      expect(res.status).toBe(200);
-      expect(res.headers.get('content-type')).toBe('image/png');
-      expect(Buffer.compare(Buffer.from(await res.arrayBuffer()), Buffer.from(bytes))).toBe(0);
-      await expect(store.put(KEY, bytes, 'image/png')).rejects.toThrow(/cannot store/);
-      await store.remove([KEY, keyN(9)]);
-      expect(await store.signUrls!([KEY])).toEqual(new Map());
-    });
-
-    it('private bucket: put, sign many, fetch, remove', async () => {
-      const store = storeFor(`sceneworks-test-priv-${suffix}`, false);
-      await store.init!();
-      for (const n of [1, 2]) expect(await store.put(keyN(n), imageBytes(n), 'image/webp')).toEqual({ url: null });
-      const signed = await store.signUrls!([keyN(1), keyN(2), keyN(9)]);
-      expect([...signed.keys()].sort()).toEqual([keyN(1), keyN(2)]);
-      for (const n of [1, 2]) {
-        const res = await fetch(signed.get(keyN(n))!);
-        expect(res.status).toBe(200);
-        expect(Buffer.compare(Buffer.from(await res.arrayBuffer()), Buffer.from(imageBytes(n)))).toBe(0);
-      }
-      expect((await fetch(admin.from(`sceneworks-test-priv-${suffix}`).getPublicUrl(keyN(1)).data.publicUrl)).status).toBe(400);
-      await store.remove([keyN(1), keyN(2)]);
-    });
+  it('a bare server at the root given as the Storage API URL (storageUrl) is used as is', async () => {
+    fake = await startFakeSupabaseStorage({ prefix: '' });
+    const store = createSupabaseStore({ storageUrl: `${fake.url}/`, serviceRoleKey: fake.serviceRoleKey, bucket: 'scenes', public: true, signedUrlTtlS: 60 });
+    await store.init!();
+    const { url } = await store.put(KEY, imageBytes(1), 'image/png');
+    expect(url).toBe(`${fake.origin}/object/public/scenes/${KEY}`);
+    expect((await fetch(url!)).status).toBe(200);
+    expect(fake.requests.map((r) => r.path).slice(0, 2)).toEqual(['/bucket/scenes', '/bucket']);
   });
-}
+
+  it('storageUrl is never completed: a project URL given there is not the Storage API', async () => {
+    fake = await startFakeSupabaseStorage({ prefix: '/storage/v1' });
+    const store = createSupabaseStore({ storageUrl: fake.origin, serviceRoleKey: fake.serviceRoleKey, bucket: 'scenes', public: true, signedUrlTtlS: 60 });
+    await expect(store.init!()).rejects.toThrow(new RegExp(`no Supabase Storage API at ${fake.origin}: the Storage API URL is used as is`));
+    expect(fake.requests.map((r) => r.path)).toEqual(['/bucket/scenes']);
+    expect(fake.buckets.size).toBe(0);
+  });
+
+  it('takes exactly one of url and storageUrl', () => {
+    const rest = { serviceRoleKey: 'k', bucket: 'scenes', public: true, signedUrlTtlS: 60 };
+    expect(() => createSupabaseStore(rest)).toThrow(/exactly one of them/);
+    expect(() => createSupabaseStore({ ...rest, url: 'http://a.test', storageUrl: 'http://b.test' })).toThrow(/exactly one of them/);
+    expect(() => createSupabaseStore({ ...rest, storageUrl: 'http://b.test?x=1' })).toThrow(/query or a fragment/);
+    expect(() => createSupabaseStore({ ...rest, storageUrl: 'ftp://b.test' })).toThrow(/http or https/);
+  });
+});
