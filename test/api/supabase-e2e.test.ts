@@ -95,4 +95,36 @@ describe('STORAGE=supabase', () => {
     expect(row!.error).toMatch(/cannot store/);
     await t.close();
   });
+
+  it('an upload stored but whose answer was lost: the retry finds it, the slot succeeds, nothing is orphaned', async () => {
+    t = await startTestApp({ ...env('scenes-lost', true), MAX_ATTEMPTS: '3', RETRY_BASE_MS: '10' });
+    const uploadsBefore = storage.requests.filter((r) => r.route === 'upload').length;
+    storage.script('upload:reset');
+    const created = await t.call('POST', '/projects', { scenes: [{ prompt: 'paid for' }] });
+    const done = await t.waitForProject(created.body.id);
+    expect(done.status).toBe('completed');
+    const [row] = await t.db.sql<{ status: string; imageUrl: string; storageKey: string }[]>`
+      SELECT status, image_url, storage_key FROM generated_images WHERE content_creation_request_id = ${done.id}`;
+    expect(row!.status).toBe('succeeded');
+    expect(row!.imageUrl).toBe(`${storage.url}/object/public/scenes-lost/${row!.storageKey}`);
+    expect([...storage.objects.keys()].filter((k) => k.startsWith('scenes-lost/'))).toEqual([`scenes-lost/${row!.storageKey}`]);
+    expect(storage.requests.filter((r) => r.route === 'upload').length - uploadsBefore).toBe(2); // lost, then "exists, and ours"
+    expect(await fetchPng(row!.imageUrl)).toMatchObject({ format: 'png' });
+    await t.close();
+  });
+
+  it('a refusal no retry can change fails the slot with the reason in its error', async () => {
+    t = await startTestApp({ ...env('scenes-jpeg-only', true), MAX_ATTEMPTS: '3', RETRY_BASE_MS: '10' });
+    storage.buckets.get('scenes-jpeg-only')!.allowed_mime_types = ['image/jpeg'];
+    const created = await t.call('POST', '/projects', { scenes: [{ prompt: 'x' }] });
+    const done = await t.waitForProject(created.body.id);
+    expect(done.status).toBe('failed');
+    const [row] = await t.db.sql<{ status: string; imageUrl: string | null; error: string }[]>`
+      SELECT status, image_url, error FROM generated_images WHERE content_creation_request_id = ${done.id}`;
+    expect(row!.status).toBe('failed');
+    expect(row!.imageUrl).toBeNull();
+    expect(row!.error).toMatch(/mime type image\/png is not supported.*the bucket does not accept image\/png/);
+    expect([...storage.objects.keys()].filter((k) => k.startsWith('scenes-jpeg-only/'))).toEqual([]);
+    await t.close();
+  });
 });
