@@ -20,6 +20,10 @@ export function statusOf(code: ErrorCode): ContentfulStatusCode {
       return 413;
     case 'UNSUPPORTED_MEDIA_TYPE':
       return 415;
+    case 'HEADERS_TOO_LARGE':
+      return 431;
+    case 'REQUEST_TIMEOUT':
+      return 408;
     case 'RATE_LIMITED':
       return 429;
     case 'INTERNAL':
