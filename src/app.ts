@@ -1,11 +1,11 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
-import { Scalar } from '@scalar/hono-api-reference';
 import { bodyLimit } from 'hono/body-limit';
 import type { Deps } from './deps.ts';
 import { AppError } from './domain/errors.ts';
 import type { AppEnv } from './http/env.ts';
 import { errorResponse, onError } from './http/errors.ts';
 import { requestContext } from './http/middleware.ts';
+import { docsRoutes } from './http/routes/docs.ts';
 import { eventRoutes } from './http/routes/events.ts';
 import { fileRoutes } from './http/routes/files.ts';
 import { opsRoutes } from './http/routes/ops.ts';
@@ -15,7 +15,7 @@ import { validationHook } from './http/validation.ts';
 export function createApp(deps: Deps) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
 
-  app.use(requestContext(deps.log, deps.ownerId));
+  app.use(requestContext(deps.log, deps.singleOwner));
   app.use(
     bodyLimit({
       maxSize: deps.config.MAX_BODY_BYTES,
@@ -40,7 +40,7 @@ export function createApp(deps: Deps) {
     openapi: '3.1.0',
     info: { title: 'sceneworks', version: '1', description: 'Generate, store and serve every image of every scene.' },
   });
-  app.get('/docs', Scalar({ url: '/openapi.json', pageTitle: 'sceneworks API' }));
+  app.route('/', docsRoutes());
 
   app.notFound((c) => errorResponse(c, new AppError('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`)));
   app.onError(onError);

@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Config } from './config.ts';
 import { openDatabase, type Database } from './db/database.ts';
 import { migrate } from './db/migrate.ts';
+import type { Scope } from './db/scope.ts';
 import { createProjectCache, type ProjectCache } from './domain/project-cache.ts';
 import { createProjectEventsHub, type ProjectEventsHub } from './domain/project-events.ts';
 import { createRunner, type Runner } from './domain/runner.ts';
@@ -27,7 +28,11 @@ export interface Deps {
   projectCache: ProjectCache;
   /** Image changes (made by any replica) for GET /projects/:id/events: one LISTEN per process. */
   projectEvents: ProjectEventsHub;
-  ownerId: string;
+  /**
+   * Single-owner mode (no authentication): every request acts as OWNER_ID, and projects with
+   * no owner (adopted legacy rows) are that owner's.
+   */
+  singleOwner: Scope;
   close(): Promise<void>;
 }
 
@@ -98,7 +103,7 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
     runner,
     projectCache: createProjectCache({ maxBytes: config.PROJECT_CACHE_MB * 1024 * 1024, maxAgeMs }),
     projectEvents,
-    ownerId: config.OWNER_ID,
+    singleOwner: Object.freeze({ ownerId: config.OWNER_ID, unowned: true }),
     async close() {
       await projectEvents.close();
       await runner.stop(config.SHUTDOWN_GRACE_MS);

@@ -40,7 +40,7 @@ export async function waitForSucceeded(
     await sleep(1);
   }
   for (;;) {
-    const rows = await listProjectSummaries(service.watch, { ownerId: service.deps.ownerId, limit: 100, after: null, status: null });
+    const rows = await listProjectSummaries(service.watch, { scope: service.deps.singleOwner, limit: 100, after: null, status: null });
     const mine = rows.filter((r) => wanted.has(r.id));
     const failed = mine.reduce((n, r) => n + r.failed, 0);
     if (failed > 0) throw new Error(`${failed} slot(s) failed during the bench: ${(await failures(service, ids)).join(' | ')}`);

@@ -61,7 +61,9 @@ export function connect(url: string, poolSize: number): Pool {
       // value on hot reads, and keyset cursors keep their full precision. See toIso().
       timestamptz: { to: 1184, from: [1184, 1114], serialize: (x: string | Date) => (x instanceof Date ? x.toISOString() : x), parse: (x: string) => x },
     },
-    transform: { ...postgres.camel, undefined: null },
+    // Column names only: postgres.camel would also re-case every key inside json/jsonb
+    // values, and those are clients' data, returned exactly as sent.
+    transform: { column: { from: postgres.toCamel, to: postgres.fromCamel }, undefined: null },
     connection: { application_name: 'sceneworks', TimeZone: 'UTC', DateStyle: 'ISO' },
   });
 }

@@ -1,4 +1,5 @@
 import type { Pool, Sql } from './database.ts';
+import { ownedBy, type Scope } from './scope.ts';
 
 /**
  * The channel on which the triggers of generated_images (migration 1763942400000_image-notify)
@@ -21,8 +22,8 @@ export async function listenForImageChanges(
   return async () => void (await unlisten());
 }
 
-/** Whether the project exists and belongs to this owner (the same rule as GET /projects/:id). */
-export async function isProjectOfOwner(sql: Sql, ownerId: string, id: string): Promise<boolean> {
-  const rows = await sql`SELECT 1 FROM content_creation_requests WHERE id = ${id} AND user_id = ${ownerId}`;
+/** Whether the project exists and is in scope (the same rule as GET /projects/:id). */
+export async function isProjectInScope(sql: Sql, scope: Scope, id: string): Promise<boolean> {
+  const rows = await sql`SELECT 1 FROM content_creation_requests WHERE id = ${id} AND ${ownedBy(sql, scope)}`;
   return rows.length > 0;
 }

@@ -1,4 +1,5 @@
 import type { Sql } from './database.ts';
+import { ownedBy, projectsInScope, type Scope } from './scope.ts';
 
 export interface ProjectRow {
   id: string;
@@ -38,16 +39,16 @@ export async function insertProject(sql: Sql, p: NewProject): Promise<ProjectRow
   return rows[0];
 }
 
-export async function findProject(sql: Sql, ownerId: string, id: string): Promise<ProjectRow | undefined> {
+export async function findProject(sql: Sql, scope: Scope, id: string): Promise<ProjectRow | undefined> {
   const rows = await sql<ProjectRow[]>`
-    SELECT ${sql(PROJECT_COLUMNS)} FROM content_creation_requests WHERE id = ${id} AND user_id = ${ownerId}`;
+    SELECT ${sql(PROJECT_COLUMNS)} FROM content_creation_requests WHERE id = ${id} AND ${ownedBy(sql, scope)}`;
   return rows[0];
 }
 
 /** Locks the project row for the rest of the transaction (serialises regenerates of one project). */
-export async function lockProject(sql: Sql, ownerId: string, id: string): Promise<ProjectRow | undefined> {
+export async function lockProject(sql: Sql, scope: Scope, id: string): Promise<ProjectRow | undefined> {
   const rows = await sql<ProjectRow[]>`
-    SELECT ${sql(PROJECT_COLUMNS)} FROM content_creation_requests WHERE id = ${id} AND user_id = ${ownerId} FOR UPDATE`;
+    SELECT ${sql(PROJECT_COLUMNS)} FROM content_creation_requests WHERE id = ${id} AND ${ownedBy(sql, scope)} FOR UPDATE`;
   return rows[0];
 }
 
@@ -117,14 +118,14 @@ export interface ProjectSummaryRow {
 }
 
 export interface ListProjectsQuery {
-  ownerId: string;
+  scope: Scope;
   limit: number;
   after: { createdAt: string; id: string } | null;
   status: string | null;
 }
 
 /**
- * One page of the owner's projects, newest first, with per-status slot counts. Keyset
+ * One page of the scope's projects, newest first, with per-status slot counts. Keyset
  * pagination on (created_at, id) so page N costs the same as page 1. The status filter
  * uses the same derivation as projectStatus() in domain/progress.ts.
  */
@@ -139,7 +140,7 @@ export async function listProjectSummaries(sql: Sql, q: ListProjectsQuery): Prom
           WHEN c.succeeded = 0 THEN 'failed'
           ELSE 'partial'
         END AS status
-      FROM content_creation_requests p
+      FROM ${projectsInScope(sql, q.scope, q.after)} p
       CROSS JOIN LATERAL (
         SELECT count(*)::int AS total,
                count(*) FILTER (WHERE i.status = 'queued')::int AS queued,
@@ -148,8 +149,6 @@ export async function listProjectSummaries(sql: Sql, q: ListProjectsQuery): Prom
                count(*) FILTER (WHERE i.status = 'failed')::int AS failed
         FROM generated_images i WHERE i.content_creation_request_id = p.id
       ) c
-      WHERE p.user_id = ${q.ownerId}
-        ${q.after ? sql`AND (p.created_at, p.id) < (${q.after.createdAt}::timestamptz, ${q.after.id}::uuid)` : sql``}
       ORDER BY p.created_at DESC, p.id DESC
     ) page
     ${q.status ? sql`WHERE page.status = ${q.status}` : sql``}
@@ -165,12 +164,12 @@ export async function listProjectSummaries(sql: Sql, q: ListProjectsQuery): Prom
  * committed; so with the count unchanged, the sum strictly grows. Undefined when the
  * project does not exist for this owner.
  */
-export async function findProjectVersion(sql: Sql, ownerId: string, id: string): Promise<string | undefined> {
+export async function findProjectVersion(sql: Sql, scope: Scope, id: string): Promise<string | undefined> {
   const rows = await sql<{ version: string }[]>`
     SELECT p.xmin::text || ':' || (
       SELECT count(*) || ':' || coalesce(sum(i.xmin::text::bigint), 0)
       FROM generated_images i WHERE i.content_creation_request_id = p.id
     ) AS version
-    FROM content_creation_requests p WHERE p.id = ${id} AND p.user_id = ${ownerId}`;
+    FROM content_creation_requests p WHERE p.id = ${id} AND ${ownedBy(sql, scope, 'p.user_id')}`;
   return rows[0]?.version;
 }

@@ -26,6 +26,8 @@ export interface SceneImage extends ImageView {
 }
 
 export type SceneView = Record<string, unknown> & {
+  /** The scene's effective index (sceneIndexOf), whether or not it was stored. */
+  index: number;
   imageUrls: (string | null)[];
   images: ImageView[];
 };
@@ -36,7 +38,8 @@ export interface GeneratedOutputView extends Record<string, unknown> {
 
 /**
  * Merges the rows of generated_images into the stored scene JSON. Every scene keeps every
- * field it was stored with. Rows win: a scene that has rows gets `images` from them and
+ * field it was stored with, and carries `index`, its effective index (sceneIndexOf), so a
+ * client always knows which index to regenerate; the stored JSON is not rewritten. Rows win: a scene that has rows gets `images` from them and
  * `imageUrls[i]` = the URL of image i (null while it has none). A scene without rows keeps
  * the legacy `imageUrls` of the stored JSON (usable URLs only, anything else null). The
  * number of slots of a scene is the larger of its rows' and its legacy array's, so a read
@@ -55,15 +58,16 @@ export function mergeScenes(generatedOutput: unknown, images: readonly SceneImag
   const top = isRecord(generatedOutput) ? generatedOutput : {};
   const scenes = scenesOf(generatedOutput).map((scene, position): SceneView => {
     const fields = isRecord(scene) ? scene : { value: scene };
-    const rows = byScene.get(sceneIndexOf(scene, position));
+    const index = sceneIndexOf(scene, position);
+    const rows = byScene.get(index);
     if (!rows) {
-      return { ...fields, imageUrls: legacyUrls(fields.imageUrls), images: [] };
+      return { ...fields, index, imageUrls: legacyUrls(fields.imageUrls), images: [] };
     }
     const legacyLength = Array.isArray(fields.imageUrls) ? fields.imageUrls.length : 0;
     const slots = Math.max(rows.length === 0 ? 0 : rows[rows.length - 1]!.imageIndex + 1, legacyLength);
     const imageUrls: (string | null)[] = new Array(slots).fill(null);
     for (const row of rows) imageUrls[row.imageIndex] = row.url;
-    return { ...fields, imageUrls, images: rows };
+    return { ...fields, index, imageUrls, images: rows };
   });
   return { ...top, scenes };
 }

@@ -1,5 +1,6 @@
 import type { Pool } from '../db/database.ts';
-import { isProjectOfOwner, listenForImageChanges } from '../db/events.ts';
+import { isProjectInScope, listenForImageChanges } from '../db/events.ts';
+import type { Scope } from '../db/scope.ts';
 import { listProjectImages, type StoredSceneImage } from '../db/images.ts';
 import type { Logger } from '../log.ts';
 import type { ObjectStore } from '../storage/store.ts';
@@ -157,10 +158,10 @@ const FINAL: ReadonlySet<ProjectStatus> = new Set(['completed', 'partial', 'fail
  * image whose status, URL or updatedAt changed and the progress if it changed; and `done` once
  * the project's status is final, which ends the stream. A slow client skips intermediate
  * states (it is diffed against the latest rows when it is ready), so memory stays bounded.
- * Throws NOT_FOUND, before anything is sent, for a project that is not the owner's.
+ * Throws NOT_FOUND, before anything is sent, for a project that is not in the caller's scope.
  */
-export async function openProjectEvents(ctx: ProjectEventsContext, ownerId: string, projectId: string): Promise<ProjectEventStream> {
-  if (!(await isProjectOfOwner(ctx.sql, ownerId, projectId))) throw notFound('project');
+export async function openProjectEvents(ctx: ProjectEventsContext, scope: Scope, projectId: string): Promise<ProjectEventStream> {
+  if (!(await isProjectInScope(ctx.sql, scope, projectId))) throw notFound('project');
   let latest: StoredSceneImage[] | undefined;
   let ended = false;
   let wake = () => {};

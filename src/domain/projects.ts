@@ -26,6 +26,7 @@ import {
   touchProject,
   type ProjectRow,
 } from '../db/projects.ts';
+import type { Scope } from '../db/scope.ts';
 import type { Logger } from '../log.ts';
 import type { ObjectStore } from '../storage/store.ts';
 import { AppError, notFound } from './errors.ts';
@@ -65,10 +66,11 @@ const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000;
  */
 export async function createProject(
   ctx: ProjectsContext,
-  ownerId: string,
+  scope: Scope,
   input: CreateProjectInput,
   idempotencyKey: string | undefined,
 ): Promise<{ project: ProjectView; created: boolean }> {
+  const { ownerId } = scope;
   const requestHash = idempotencyKey ? hashRequest(input) : null;
   if (idempotencyKey) await releaseExpiredIdempotencyKey(ctx.sql, ownerId, idempotencyKey, IDEMPOTENCY_WINDOW_MS);
 
@@ -120,8 +122,8 @@ export async function createProject(
   return { project: created, created: true };
 }
 
-export async function getProject(ctx: Pick<ProjectsContext, 'sql' | 'store'>, ownerId: string, id: string): Promise<ProjectView> {
-  const row = await findProject(ctx.sql, ownerId, id);
+export async function getProject(ctx: Pick<ProjectsContext, 'sql' | 'store'>, scope: Scope, id: string): Promise<ProjectView> {
+  const row = await findProject(ctx.sql, scope, id);
   if (!row) throw notFound('project');
   return viewOf(ctx.store, ctx.sql, row);
 }
@@ -133,14 +135,14 @@ export async function getProject(ctx: Pick<ProjectsContext, 'sql' | 'store'>, ow
  */
 export async function readProjectJson(
   ctx: Pick<ProjectsContext, 'sql' | 'store' | 'cache'>,
-  ownerId: string,
+  scope: Scope,
   id: string,
 ): Promise<{ json: string; version: string }> {
-  const version = await findProjectVersion(ctx.sql, ownerId, id);
+  const version = await findProjectVersion(ctx.sql, scope, id);
   if (version === undefined) throw notFound('project');
   const cached = ctx.cache?.get(id, version);
   if (cached !== undefined) return { json: cached, version };
-  const json = JSON.stringify(await getProject(ctx, ownerId, id));
+  const json = JSON.stringify(await getProject(ctx, scope, id));
   ctx.cache?.set(id, version, json);
   return { json, version };
 }
@@ -166,11 +168,11 @@ export async function readableImages(store: ObjectStore, images: StoredSceneImag
  * scenes that never had any (e.g. a legacy project). Scenes that have rows keep their slot
  * count (a regenerate may have changed it).
  */
-export async function generateMissing(ctx: ProjectsContext, ownerId: string, id: string, idempotencyKey?: string): Promise<ProjectView> {
+export async function generateMissing(ctx: ProjectsContext, scope: Scope, id: string, idempotencyKey?: string): Promise<ProjectView> {
   const queued = await ctx.sql.begin(async (tx) => {
-    const project = await lockProject(tx, ownerId, id);
+    const project = await lockProject(tx, scope, id);
     if (!project) throw notFound('project');
-    if (!(await claimActionKey(tx, ownerId, id, idempotencyKey, `generate:${id}`, {}))) return false;
+    if (!(await claimActionKey(tx, scope.ownerId, id, idempotencyKey, `generate:${id}`, {}))) return false;
     const settings = settingsOf(project.settings);
     const withRows = await scenesWithRows(tx, id);
     const plan = planLegacyImages(project.generatedOutput);
@@ -196,7 +198,7 @@ export async function generateMissing(ctx: ProjectsContext, ownerId: string, id:
     return true;
   });
   if (queued) ctx.wake();
-  return getProject(ctx, ownerId, id);
+  return getProject(ctx, scope, id);
 }
 
 /**
@@ -206,17 +208,17 @@ export async function generateMissing(ctx: ProjectsContext, ownerId: string, id:
  */
 export async function regenerateScene(
   ctx: ProjectsContext,
-  ownerId: string,
+  scope: Scope,
   id: string,
   sceneIndex: number,
   change: { prompt?: string | undefined; imagesPerScene?: number | undefined },
   idempotencyKey?: string,
 ): Promise<ProjectView> {
   const removedKeys = await ctx.sql.begin(async (tx) => {
-    const project = await lockProject(tx, ownerId, id);
+    const project = await lockProject(tx, scope, id);
     if (!project) throw notFound('project');
     const body = { prompt: change.prompt ?? null, imagesPerScene: change.imagesPerScene ?? null };
-    if (!(await claimActionKey(tx, ownerId, id, idempotencyKey, `regenerate:${id}:${sceneIndex}`, body))) return undefined;
+    if (!(await claimActionKey(tx, scope.ownerId, id, idempotencyKey, `regenerate:${id}:${sceneIndex}`, body))) return undefined;
     const scenes = scenesOf(project.generatedOutput);
     const position = scenes.findIndex((scene, i) => sceneIndexOf(scene, i) === sceneIndex);
     if (position < 0) throw notFound(`scene ${sceneIndex}`);
@@ -244,13 +246,13 @@ export async function regenerateScene(
     await notifyQueued(tx);
     return removed;
   });
-  if (removedKeys === undefined) return getProject(ctx, ownerId, id); // a retry: nothing was done
+  if (removedKeys === undefined) return getProject(ctx, scope, id); // a retry: nothing was done
   ctx.wake();
   if (removedKeys.length > 0) {
     // After commit: no row references these objects any more.
     await ctx.store.remove(removedKeys).catch((err) => ctx.log.warn({ err, keys: removedKeys }, 'could not remove surplus images'));
   }
-  return getProject(ctx, ownerId, id);
+  return getProject(ctx, scope, id);
 }
 
 /**

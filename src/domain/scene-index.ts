@@ -1,12 +1,15 @@
+/** The largest scene index a slot can have (scene_index is a PostgreSQL integer). */
+export const MAX_SCENE_INDEX = 2_147_483_647;
+
 /**
- * The index of a scene: `scene.index` when it is a usable integer (>= 0), else its
+ * The index of a scene: `scene.index` when it is a usable integer (0..MAX_SCENE_INDEX), else its
  * position + 1. The read path, the queueing path and the legacy backfill all use this one
  * rule, so a legacy URL lands on the same slot that a read would show it in.
  */
 export function sceneIndexOf(scene: unknown, position: number): number {
   if (scene !== null && typeof scene === 'object' && !Array.isArray(scene)) {
     const index = (scene as Record<string, unknown>).index;
-    if (typeof index === 'number' && Number.isSafeInteger(index) && index >= 0) return index;
+    if (typeof index === 'number' && Number.isInteger(index) && index >= 0 && index <= MAX_SCENE_INDEX) return index;
   }
   return position + 1;
 }

@@ -1,11 +1,14 @@
+import type { Scope } from '../db/scope.ts';
 import type { Logger } from '../log.ts';
 
 /** What every request carries through the app. */
 export interface AppEnv {
   Variables: {
     requestId: string;
-    /** The authenticated owner; in single-user mode the fixed local owner. */
-    ownerId: string;
+    /** Whose projects this request sees and acts on (see db/scope.ts). */
+    scope: Scope;
     log: Logger;
+    /** The JSON body exactly as sent (set by jsonBody), for what is stored verbatim. */
+    body: unknown;
   };
 }

@@ -1,19 +1,21 @@
 import { randomUUID } from 'node:crypto';
 import type { MiddlewareHandler } from 'hono';
 import { AppError } from '../domain/errors.ts';
+import type { Scope } from '../db/scope.ts';
 import type { Logger } from '../log.ts';
+import { parseClientJson } from './client-json.ts';
 import type { AppEnv } from './env.ts';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,200}$/;
 
-/** Request id (echoed when the client sent a sane one), owner, logger, one access log line. */
-export function requestContext(log: Logger, ownerId: string): MiddlewareHandler<AppEnv> {
+/** Request id (echoed when the client sent a sane one), scope, logger, one access log line. */
+export function requestContext(log: Logger, scope: Scope): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const given = c.req.header('x-request-id');
     const requestId = given && REQUEST_ID.test(given) ? given : randomUUID();
     const reqLog = log.child({ requestId });
     c.set('requestId', requestId);
-    c.set('ownerId', ownerId);
+    c.set('scope', scope);
     c.set('log', reqLog);
     const started = performance.now();
     await next();
@@ -29,7 +31,10 @@ const JSON_TYPE = /^application\/([\w.-]+\+)?json(\s*;.*)?$/i;
 
 /**
  * Guards a JSON body before validation: a body that is not JSON is a 415, JSON that does
- * not parse is a 400, a required body that is missing is a 400, never an empty object.
+ * not parse, or that could not be stored and echoed exactly (see parseClientJson), is a 400,
+ * a required body that is missing is a 400, never an empty object. The parsed body, exactly
+ * as sent, is `c.get('body')`: what is stored verbatim is taken from it, never from the
+ * validator's output (which drops keys such as "__proto__" from open objects).
  */
 export function jsonBody(options: { required: boolean }): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
@@ -42,11 +47,7 @@ export function jsonBody(options: { required: boolean }): MiddlewareHandler<AppE
     if (!JSON_TYPE.test(type)) {
       throw new AppError('UNSUPPORTED_MEDIA_TYPE', `content-type must be application/json, got ${type ? `"${type}"` : 'none'}`);
     }
-    try {
-      JSON.parse(text);
-    } catch (err) {
-      throw new AppError('VALIDATION_FAILED', `malformed JSON: ${(err as Error).message}`);
-    }
+    c.set('body', parseClientJson(text));
     await next();
   };
 }

@@ -2,6 +2,7 @@ import { z } from '@hono/zod-openapi';
 import { ASPECT_RATIOS } from '../domain/aspect-ratio.ts';
 import { ERROR_CODES } from '../domain/errors.ts';
 import { IMAGE_STATUSES } from '../domain/progress.ts';
+import { MAX_SCENE_INDEX } from '../domain/scene-index.ts';
 
 const PROJECT_STATUSES = ['queued', 'running', 'completed', 'partial', 'failed'] as const;
 const METADATA_MAX_BYTES = 16 * 1024;
@@ -15,7 +16,7 @@ const trimmedLength = (min: number, max: number) =>
 export const SceneInput = z
   .looseObject({
     prompt: trimmedLength(1, 4000),
-    index: z.number().int().min(0).optional().openapi({ description: 'Defaults to position + 1' }),
+    index: z.number().int().min(0).max(MAX_SCENE_INDEX).optional().openapi({ description: 'Defaults to position + 1' }),
   })
   .openapi('SceneInput');
 
@@ -57,7 +58,7 @@ export const ProjectIdParam = z.object({
 });
 
 export const SceneParams = ProjectIdParam.extend({
-  sceneIndex: z.coerce.number().int().min(0).max(2_147_483_647).openapi({ param: { name: 'sceneIndex', in: 'path' }, type: 'integer' }),
+  sceneIndex: z.coerce.number().int().min(0).max(MAX_SCENE_INDEX).openapi({ param: { name: 'sceneIndex', in: 'path' }, type: 'integer' }),
 });
 
 export const IdempotencyHeaders = z.object({
@@ -95,8 +96,8 @@ export const Image = z
   .openapi('Image');
 
 export const Scene = z
-  .looseObject({ imageUrls: z.array(z.string().nullable()), images: z.array(Image) })
-  .openapi('Scene', { description: 'The scene as it was sent, plus imageUrls and images' });
+  .looseObject({ index: z.number().int(), imageUrls: z.array(z.string().nullable()), images: z.array(Image) })
+  .openapi('Scene', { description: 'The scene as it was sent, plus its effective index, imageUrls and images' });
 
 export const Project = z
   .object({

@@ -83,7 +83,7 @@ describe('GET /projects/:id/events, in-process', () => {
   beforeAll(async () => {
     t = await startTestApp({ GENERATION_CONCURRENCY: '4' }, { providers: gated.providers });
     hub = createProjectEventsHub({ sql: t.deps.db.sql, log: t.deps.log });
-    events.use(requestContext(t.deps.log, t.deps.ownerId));
+    events.use(requestContext(t.deps.log, t.deps.singleOwner));
     events.route('/', eventRoutes({ events: { sql: t.deps.db.sql, store: t.deps.store, hub }, keepAliveMs: 30 }));
     events.onError(onError);
   });
@@ -159,7 +159,7 @@ describe('GET /projects/:id/events, in-process', () => {
   it('the triggers notify once per project per statement, and not for a lease heartbeat', async () => {
     const [a, b] = [randomUUID(), randomUUID()];
     const sql = t.db.sql;
-    await sql`INSERT INTO content_creation_requests (id, user_id) VALUES (${a}, ${t.deps.ownerId}), (${b}, ${t.deps.ownerId})`;
+    await sql`INSERT INTO content_creation_requests (id, user_id) VALUES (${a}, ${t.deps.singleOwner.ownerId}), (${b}, ${t.deps.singleOwner.ownerId})`;
     const listener = postgres(t.db.url, { max: 1, onnotice: () => {} });
     const heard: string[] = [];
     await listener.listen('sceneworks_images', (payload) => heard.push(payload));
@@ -183,7 +183,7 @@ describe('GET /projects/:id/events, in-process', () => {
   it('a burst of changes to a project costs one more read, not one per change', async () => {
     const [p, q] = [randomUUID(), randomUUID()];
     const sql = t.db.sql;
-    await sql`INSERT INTO content_creation_requests (id, user_id) VALUES (${p}, ${t.deps.ownerId}), (${q}, ${t.deps.ownerId})`;
+    await sql`INSERT INTO content_creation_requests (id, user_id) VALUES (${p}, ${t.deps.singleOwner.ownerId}), (${q}, ${t.deps.singleOwner.ownerId})`;
     await sql`INSERT INTO generated_images (content_creation_request_id, scene_index, image_index, status, image_url)
               VALUES (${p}, 1, 0, 'succeeded', 'https://old.test/p'), (${q}, 1, 0, 'succeeded', 'https://old.test/q')`;
     const reads: string[] = [];

@@ -235,13 +235,14 @@ describe('POST /projects/:id/scenes/:sceneIndex/regenerate double-clicked', () =
   });
 });
 
+/** A scope of one owner, who sees only their own projects. */
+const only = (ownerId: string) => ({ ownerId, unowned: false });
+
 describe('owners and expiry (domain level)', () => {
   it('the same key of two owners is two keys', async () => {
     const otherOwner = randomUUID();
     const mine = await completedProject([`owner-a-${randomUUID()}`], 2);
-    const { project: theirs } = await createProject(
-      ctx,
-      otherOwner,
+    const { project: theirs } = await createProject(ctx, only(otherOwner),
       { scenes: [{ prompt: `owner-b-${randomUUID()}` }], imagesPerScene: 2, aspectRatio: '16:9', provider: 'local' },
       undefined,
     );
@@ -249,8 +250,8 @@ describe('owners and expiry (domain level)', () => {
     const key = `shared-${randomUUID()}`;
 
     for (let round = 0; round < 2; round++) {
-      await regenerateScene(ctx, LOCAL_OWNER_ID, mine.id, 1, {}, key);
-      await regenerateScene(ctx, otherOwner, theirs.id, 1, {}, key);
+      await regenerateScene(ctx, only(LOCAL_OWNER_ID), mine.id, 1, {}, key);
+      await regenerateScene(ctx, only(otherOwner), theirs.id, 1, {}, key);
       // The second round is a retry of each owner's own request: nothing new.
       expect(await generations(mine.id)).toEqual([1, 1]);
       expect(await generations(theirs.id)).toEqual([1, 1]);
@@ -263,34 +264,34 @@ describe('owners and expiry (domain level)', () => {
     );
 
     // Each owner's key is bound to that owner's own request.
-    await expect(generateMissing(ctx, otherOwner, theirs.id, key)).rejects.toMatchObject({ code: 'CONFLICT' });
-    await expect(generateMissing(ctx, LOCAL_OWNER_ID, mine.id, key)).rejects.toMatchObject({ code: 'CONFLICT' });
+    await expect(generateMissing(ctx, only(otherOwner), theirs.id, key)).rejects.toMatchObject({ code: 'CONFLICT' });
+    await expect(generateMissing(ctx, only(LOCAL_OWNER_ID), mine.id, key)).rejects.toMatchObject({ code: 'CONFLICT' });
     // Someone else's project is not found, and the attempt takes no key.
     const fresh = `fresh-${randomUUID()}`;
-    await expect(regenerateScene(ctx, otherOwner, mine.id, 1, {}, fresh)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(regenerateScene(ctx, only(otherOwner), mine.id, 1, {}, fresh)).rejects.toMatchObject({ code: 'NOT_FOUND' });
     expect(await keyRows(fresh)).toEqual([]);
     expect(await generations(mine.id)).toEqual([1, 1]);
     await t.waitForProject(mine.id);
-    await until(async () => (await getProject(ctx, otherOwner, theirs.id)).status === 'completed', "the other owner's project to complete");
+    await until(async () => (await getProject(ctx, only(otherOwner), theirs.id)).status === 'completed', "the other owner's project to complete");
   });
 
   it('a key older than 24 h is free again, and the purge deletes only expired keys', async () => {
     const project = await completedProject([`expiry-${randomUUID()}`], 1);
     const key = `old-${randomUUID()}`;
-    await regenerateScene(ctx, LOCAL_OWNER_ID, project.id, 1, { prompt: 'yesterday' }, key);
+    await regenerateScene(ctx, only(LOCAL_OWNER_ID), project.id, 1, { prompt: 'yesterday' }, key);
     expect(await generations(project.id)).toEqual([1]);
     await t.db.sql`UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE key = ${key}`;
 
     // Another body under the expired key: a new request, done once.
-    await regenerateScene(ctx, LOCAL_OWNER_ID, project.id, 1, { prompt: 'today' }, key);
-    await regenerateScene(ctx, LOCAL_OWNER_ID, project.id, 1, { prompt: 'today' }, key);
+    await regenerateScene(ctx, only(LOCAL_OWNER_ID), project.id, 1, { prompt: 'today' }, key);
+    await regenerateScene(ctx, only(LOCAL_OWNER_ID), project.id, 1, { prompt: 'today' }, key);
     expect(await generations(project.id)).toEqual([2]);
     expect(await keyRows(key)).toHaveLength(1);
     await t.waitForProject(project.id);
 
     const live = (await t.db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM idempotency_keys`)[0]!.n;
     const expired = [`old-${randomUUID()}`, `old-${randomUUID()}`];
-    for (const k of expired) await generateMissing(ctx, LOCAL_OWNER_ID, project.id, k);
+    for (const k of expired) await generateMissing(ctx, only(LOCAL_OWNER_ID), project.id, k);
     await t.db.sql`UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE key = ANY(${expired})`;
     expect(await purgeExpiredIdempotencyKeys(t.db.sql, 24 * 60 * 60 * 1000)).toBe(2);
     expect((await t.db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM idempotency_keys`)[0]!.n).toBe(live);

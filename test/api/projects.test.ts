@@ -10,7 +10,7 @@ beforeAll(async () => {
 afterAll(() => t.close());
 
 /** A project written the legacy way: image URLs only inside generated_output, no rows. */
-async function insertLegacyProject(generatedOutput: unknown, owner = LOCAL_OWNER_ID, settings: unknown = {}) {
+async function insertLegacyProject(generatedOutput: unknown, owner: string | null = LOCAL_OWNER_ID, settings: unknown = {}) {
   const id = randomUUID();
   await t.db.sql`
     INSERT INTO content_creation_requests (id, user_id, title, generated_output, settings)
@@ -33,7 +33,8 @@ describe('legacy imageUrls', () => {
     expect(res.body.generatedOutput).toEqual({
       version: 2,
       scenes: [
-        { ...stored.scenes[0], images: [] },
+        // A scene stored without an index carries its effective one (position + 1) in the answer.
+        { ...stored.scenes[0], index: 1, images: [] },
         { ...stored.scenes[1], images: [] },
       ],
     });
@@ -176,5 +177,40 @@ describe('GET /projects/:id caching', () => {
     await t.db.sql`UPDATE content_creation_requests SET title = 'renamed' WHERE id = ${done.id}`;
     expect((await t.call('GET', `/projects/${done.id}`)).body.title).toBe('renamed');
     expect((await t.call('GET', `/project/${done.id}`)).body.title).toBe('renamed');
+  });
+});
+
+describe('projects with no owner (an adopted legacy database) in single-owner mode', () => {
+  it('are the owner’s: read under both paths, listed, generated; another owner’s stay a 404', async () => {
+    const unowned = await insertLegacyProject({ scenes: [{ prompt: 'legacy', imageUrls: ['https://old.test/a.png'] }, { prompt: 'new' }] }, null);
+    const foreign = await insertLegacyProject({ scenes: [{ prompt: 'not mine' }] }, '00000000-0000-4000-8000-0000000000ff');
+
+    for (const path of [`/projects/${unowned}`, `/project/${unowned}`]) {
+      const res = await t.call('GET', path);
+      expect(res.status).toBe(200);
+      expect(res.body.generatedOutput.scenes[0].imageUrls).toEqual(['https://old.test/a.png']);
+    }
+    const listed: string[] = [];
+    for (let cursor: string | null = null, first = true; first || cursor; first = false) {
+      const page: any = await t.call('GET', `/projects?limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+      expect(page.status).toBe(200);
+      listed.push(...page.body.items.map((p: any) => p.id));
+      cursor = page.body.nextCursor;
+    }
+    expect(listed).toContain(unowned);
+    expect(listed).not.toContain(foreign);
+    expect(new Set(listed).size).toBe(listed.length);
+
+    expect((await t.call('POST', `/projects/${unowned}/generate`)).status).toBe(202);
+    const done = await t.waitForProject(unowned);
+    expect(done.generatedOutput.scenes[0].imageUrls).toEqual(['https://old.test/a.png']);
+    expect(done.generatedOutput.scenes[1].imageUrls[0]).toMatch(/\.png$/);
+    // Reading or generating it never gives it an owner: the data is left as adopted.
+    const [row] = await t.db.sql<{ userId: string | null }[]>`SELECT user_id FROM content_creation_requests WHERE id = ${unowned}`;
+    expect(row!.userId).toBeNull();
+
+    for (const [method, path] of [['GET', `/projects/${foreign}`], ['GET', `/project/${foreign}`], ['POST', `/projects/${foreign}/generate`], ['GET', `/projects/${foreign}/events`]] as const) {
+      expect((await t.call(method, path)).status).toBe(404);
+    }
   });
 });

@@ -37,7 +37,7 @@ export function eventRoutes(deps: EventRoutesDeps) {
     }),
     async (c) => {
       // Opened before the response starts: an unknown project is still a plain 404.
-      const events = await openProjectEvents(deps.events, c.get('ownerId'), c.req.valid('param').id);
+      const events = await openProjectEvents(deps.events, c.get('scope'), c.req.valid('param').id);
       const log = c.get('log');
       return streamSSE(c, async (stream) => {
         stream.onAbort(() => events.close());

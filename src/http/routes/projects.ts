@@ -70,7 +70,10 @@ export function projectRoutes(deps: ProjectRoutesDeps) {
         ]);
       }
       const key = c.req.valid('header')['idempotency-key'];
-      const { project } = await createProject(deps.projects, c.get('ownerId'), { ...body, provider }, key);
+      // Scenes and metadata are stored as sent, key for key: from the body itself, not the validator's copy.
+      const sent = c.get('body') as Pick<z.infer<typeof CreateProjectBody>, 'scenes' | 'metadata'>;
+      const input = { ...body, scenes: sent.scenes, metadata: sent.metadata, provider };
+      const { project } = await createProject(deps.projects, c.get('scope'), input, key);
       c.header('Location', `/projects/${project.id}`);
       return c.json(project as z.infer<typeof Project>, 202);
     },
@@ -84,7 +87,7 @@ export function projectRoutes(deps: ProjectRoutesDeps) {
       request: { query: ListProjectsQuery },
       responses: { 200: { description: 'A page of projects', content: { 'application/json': { schema: ProjectList } } }, 400: errors[400] },
     }),
-    async (c) => c.json(await listProjects(deps.projects, c.get('ownerId'), c.req.valid('query')), 200),
+    async (c) => c.json(await listProjects(deps.projects, c.get('scope'), c.req.valid('query')), 200),
   );
 
   for (const path of ['/projects/{id}', '/project/{id}'] as const) {
@@ -97,7 +100,7 @@ export function projectRoutes(deps: ProjectRoutesDeps) {
         responses: { 200: projectResponse('The project'), 304: { description: 'Not modified since the ETag sent in If-None-Match' }, 404: errors[404] },
       }),
       async (c) => {
-        const { json, version } = await readProjectJson(deps.projects, c.get('ownerId'), c.req.valid('param').id);
+        const { json, version } = await readProjectJson(deps.projects, c.get('scope'), c.req.valid('param').id);
         const etag = `W/"${createHash('sha256').update(version).digest('base64url').slice(0, 22)}"`;
         if (c.req.header('if-none-match') === etag) return c.body(null, 304, { ETag: etag });
         return c.body(json, 200, { 'Content-Type': 'application/json', ETag: etag, 'Cache-Control': 'no-cache' }) as never;
@@ -115,7 +118,7 @@ export function projectRoutes(deps: ProjectRoutesDeps) {
     }),
     async (c) => {
       const key = c.req.valid('header')['idempotency-key'];
-      const project = await generateMissing(deps.projects, c.get('ownerId'), c.req.valid('param').id, key);
+      const project = await generateMissing(deps.projects, c.get('scope'), c.req.valid('param').id, key);
       return c.json(project as z.infer<typeof Project>, 202);
     },
   );
@@ -137,7 +140,7 @@ export function projectRoutes(deps: ProjectRoutesDeps) {
       const { id, sceneIndex } = c.req.valid('param');
       const body = (c.req.valid('json') as z.infer<typeof RegenerateBody> | undefined) ?? {};
       const key = c.req.valid('header')['idempotency-key'];
-      const project = await regenerateScene(deps.projects, c.get('ownerId'), id, sceneIndex, body, key);
+      const project = await regenerateScene(deps.projects, c.get('scope'), id, sceneIndex, body, key);
       return c.json(project as z.infer<typeof Project>, 202);
     },
   );
