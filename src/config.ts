@@ -55,6 +55,8 @@ export const ConfigSchema = z
 
     STORAGE: z.enum(['local', 'supabase']).default('local'),
     SUPABASE_URL: optionalUrl,
+    /** The Storage API's own URL, used as is (a bare storage server at the root of its host). */
+    SUPABASE_STORAGE_URL: optionalUrl,
     SUPABASE_SERVICE_ROLE_KEY: z.string().min(1).optional(),
     STORAGE_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9._-]{1,62}$/, 'a bucket name: lower-case letters, digits, . _ -').default('sceneworks'),
     STORAGE_PUBLIC: bool.default(true),
@@ -71,8 +73,13 @@ export const ConfigSchema = z
     const key = keyOf[c.IMAGE_PROVIDER];
     if (key && !c[key]) ctx.addIssue({ code: 'custom', path: ['IMAGE_PROVIDER'], message: `"${c.IMAGE_PROVIDER}" needs ${key}` });
     if (c.STORAGE === 'supabase') {
-      for (const name of ['SUPABASE_URL', 'SUPABASE_SERVICE_ROLE_KEY'] as const) {
-        if (!c[name]) ctx.addIssue({ code: 'custom', path: [name], message: 'required when STORAGE=supabase' });
+      if (!c.SUPABASE_SERVICE_ROLE_KEY) ctx.addIssue({ code: 'custom', path: ['SUPABASE_SERVICE_ROLE_KEY'], message: 'required when STORAGE=supabase' });
+      if (!c.SUPABASE_URL === !c.SUPABASE_STORAGE_URL) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['SUPABASE_URL'],
+          message: 'with STORAGE=supabase, set exactly one of SUPABASE_URL (the project URL) and SUPABASE_STORAGE_URL (the Storage API itself)',
+        });
       }
     }
   });

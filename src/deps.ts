@@ -61,7 +61,8 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
     }
     if (config.STORAGE === 'supabase') {
       store = createSupabaseStore({
-        url: config.SUPABASE_URL!,
+        url: config.SUPABASE_URL,
+        storageUrl: config.SUPABASE_STORAGE_URL,
         serviceRoleKey: config.SUPABASE_SERVICE_ROLE_KEY!,
         bucket: config.STORAGE_BUCKET,
         public: config.STORAGE_PUBLIC,

@@ -21,7 +21,7 @@ import {
 } from '../db/queue.ts';
 import type { Logger } from '../log.ts';
 import { ProviderError, type ImageProvider } from '../providers/provider.ts';
-import type { ObjectStore } from '../storage/store.ts';
+import { StoreError, type ObjectStore } from '../storage/store.ts';
 import { ASPECT_RATIOS, IMAGE_SIZES, type AspectRatio } from './aspect-ratio.ts';
 import { createBatcher } from './batcher.ts';
 import { fullPromptOf } from './prompt.ts';
@@ -181,11 +181,13 @@ export function createRunner(o: RunnerOptions): Runner {
       const image = await callProvider(provider, request, { claim: claimKey(fence), signal, tries, log });
       const key = imageKey({ ...slot, attempt: slot.attempts, mimeType: image.mimeType });
       // The image is paid for: a failing store is retried on its own, never by generating again.
+      // A refusal no retry can change (too large, type not allowed, bad key) fails the slot at once.
       const { url } = await pRetry(() => o.store.put(key, image.bytes, image.mimeType), {
         retries: o.maxAttempts - 1,
         minTimeout: o.retryBaseMs,
         randomize: true,
         signal,
+        shouldRetry: ({ error }) => !(error instanceof StoreError && error.permanent),
         onFailedAttempt: ({ error, attemptNumber }) => log.warn({ err: error, attempt: attemptNumber }, 'could not store the image'),
       });
       storedKey = key;

@@ -116,6 +116,7 @@ describe('STORAGE=supabase', () => {
   it('a refusal no retry can change fails the slot with the reason in its error', async () => {
     t = await startTestApp({ ...env('scenes-jpeg-only', true), MAX_ATTEMPTS: '3', RETRY_BASE_MS: '10' });
     storage.buckets.get('scenes-jpeg-only')!.allowed_mime_types = ['image/jpeg'];
+    const uploadsBefore = storage.requests.filter((r) => r.route === 'upload').length;
     const created = await t.call('POST', '/projects', { scenes: [{ prompt: 'x' }] });
     const done = await t.waitForProject(created.body.id);
     expect(done.status).toBe('failed');
@@ -125,6 +126,33 @@ describe('STORAGE=supabase', () => {
     expect(row!.imageUrl).toBeNull();
     expect(row!.error).toMatch(/mime type image\/png is not supported.*the bucket does not accept image\/png/);
     expect([...storage.objects.keys()].filter((k) => k.startsWith('scenes-jpeg-only/'))).toEqual([]);
+    // Refused once, not MAX_ATTEMPTS times: asking again cannot change the answer.
+    expect(storage.requests.filter((r) => r.route === 'upload').length - uploadsBefore).toBe(1);
     await t.close();
+  });
+});
+
+describe('SUPABASE_STORAGE_URL: a bare Storage server at the root of its host', () => {
+  it('is used as is, and the whole service stores and serves through it', async () => {
+    const bare = await startFakeSupabaseStorage({ prefix: '' });
+    const t = await startTestApp({
+      STORAGE: 'supabase',
+      SUPABASE_STORAGE_URL: bare.origin,
+      SUPABASE_SERVICE_ROLE_KEY: bare.serviceRoleKey,
+      STORAGE_BUCKET: 'bare-root',
+      STORAGE_PUBLIC: 'true',
+    });
+    try {
+      const created = await t.call('POST', '/projects', { scenes: [{ prompt: 'bare' }] });
+      const done = await t.waitForProject(created.body.id);
+      expect(done.status).toBe('completed');
+      const [url] = done.generatedOutput.scenes[0].imageUrls;
+      expect(url.startsWith(`${bare.origin}/object/public/bare-root/`)).toBe(true);
+      expect((await fetchPng(url)).format).toBe('png');
+      expect(bare.requests.every((r) => !r.path.startsWith('/storage/v1'))).toBe(true);
+    } finally {
+      await t.close();
+      await bare.close();
+    }
   });
 });

@@ -43,6 +43,15 @@ describe('provider and storage configuration', () => {
     expect(c).toMatchObject({ STORAGE_BUCKET: 'sceneworks', STORAGE_PUBLIC: false, SIGNED_URL_TTL_S: 3600 });
   });
 
+  it('takes the Storage API by its own URL (SUPABASE_STORAGE_URL), but not beside a project URL', () => {
+    const c = loadConfig({ STORAGE: 'supabase', SUPABASE_STORAGE_URL: 'http://storage:5000', SUPABASE_SERVICE_ROLE_KEY: 'k' });
+    expect(c).toMatchObject({ SUPABASE_STORAGE_URL: 'http://storage:5000' });
+    expect(c.SUPABASE_URL).toBeUndefined();
+    expect(() => loadConfig({ STORAGE: 'supabase', SUPABASE_URL: 'https://a.supabase.co', SUPABASE_STORAGE_URL: 'http://storage:5000', SUPABASE_SERVICE_ROLE_KEY: 'k' })).toThrow(
+      /exactly one of SUPABASE_URL .* and SUPABASE_STORAGE_URL/,
+    );
+  });
+
   it('has default models for every vendor', () => {
     expect(loadConfig({})).toMatchObject({ OPENAI_MODEL: 'gpt-image-1', REPLICATE_MODEL: 'black-forest-labs/flux-schnell', GEMINI_MODEL: 'gemini-2.5-flash-image', STABILITY_MODEL: 'core' });
   });
