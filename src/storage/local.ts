@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, open, rm, stat } from 'node:fs/promises';
+import { link, mkdir, open, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { StoreError, type ObjectStore } from './store.ts';
 
@@ -10,6 +10,9 @@ const CONTENT_TYPES: Readonly<Record<string, string>> = {
   '.webp': 'image/webp',
   '.gif': 'image/gif',
 };
+
+/** A put's bytes are written here first; never served (no image extension), removed with its key. */
+const PARTIAL = '.partial';
 
 /** Each segment: letters, digits, dot, dash, underscore; never '.' or '..'. */
 const SEGMENT = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,200}$/;
@@ -53,19 +56,36 @@ export function createLocalStore(options: { root: string; publicBaseUrl: string 
       if (!file) throw new StoreError(`invalid storage key: ${key}`, { permanent: true, code: 'InvalidKey' });
       const dir = path.dirname(file);
       if (!knownDirs.has(dir)) await ensureDir(dir);
-      // Straight to the final name, exclusively: keys are never reused, and no client can
-      // learn a key before its row commits, which happens only after this returns. A crash
-      // mid-write leaves a file under a key that no row will ever reference.
-      const handle = await open(file, 'wx').catch(async (err: NodeJS.ErrnoException) => {
-        if (err.code !== 'ENOENT') throw err;
-        await ensureDir(dir); // removed behind our back
-        return open(file, 'wx');
-      });
+      // Written in full to <key>.partial, then hard-linked to the key: the key's name only ever
+      // holds complete bytes, and link() is exclusive, so an object is never replaced. A retry
+      // of the same put (its answer lost, or its write failed half way) starts the partial
+      // file over and succeeds; an identical object already under the key counts as stored.
+      const partial = `${file}${PARTIAL}`;
       try {
-        await handle.writeFile(bytes);
-        await handle.sync();
+        const handle = await open(partial, 'w').catch(async (err: NodeJS.ErrnoException) => {
+          if (err.code !== 'ENOENT') throw err;
+          await ensureDir(dir); // removed behind our back
+          return open(partial, 'w');
+        });
+        try {
+          await handle.writeFile(bytes);
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+        await link(partial, file).catch(async (err: NodeJS.ErrnoException) => {
+          if (err.code !== 'EEXIST') throw err;
+          const existing = await readFile(file);
+          if (!existing.equals(bytes)) {
+            throw new StoreError(`other bytes are already stored under ${key}`, { permanent: true, code: 'KeyAlreadyExists' });
+          }
+        });
+      } catch (err) {
+        if (err instanceof StoreError) throw err;
+        const code = (err as NodeJS.ErrnoException).code;
+        throw new StoreError(`cannot store ${key}: ${(err as Error).message}`, { permanent: false, code, cause: err });
       } finally {
-        await handle.close();
+        await rm(partial, { force: true }).catch(() => {});
       }
       return { url: `${base}/files/${key}` };
     },
@@ -73,7 +93,8 @@ export function createLocalStore(options: { root: string; publicBaseUrl: string 
       await Promise.all(
         keys.map(async (key) => {
           const file = resolve(key);
-          if (file) await rm(file, { force: true });
+          // The partial file too: a put killed half way leaves one.
+          if (file) await Promise.all([rm(file, { force: true }), rm(`${file}${PARTIAL}`, { force: true })]);
         }),
       );
     },
