@@ -4,6 +4,7 @@ import type { Deps } from './deps.ts';
 import { AppError } from './domain/errors.ts';
 import type { AppEnv } from './http/env.ts';
 import { errorResponse, onError } from './http/errors.ts';
+import { requestGuards } from './http/guards.ts';
 import { requestContext } from './http/middleware.ts';
 import { docsRoutes } from './http/routes/docs.ts';
 import { eventRoutes } from './http/routes/events.ts';
@@ -20,6 +21,15 @@ export function createApp(deps: Deps) {
     bodyLimit({
       maxSize: deps.config.MAX_BODY_BYTES,
       onError: (c) => errorResponse(c, new AppError('PAYLOAD_TOO_LARGE', `request body exceeds ${deps.config.MAX_BODY_BYTES} bytes`)),
+    }),
+  );
+
+  app.use(
+    requestGuards({
+      listenHost: deps.config.HOST,
+      publicBaseUrl: deps.config.PUBLIC_BASE_URL,
+      allowedHosts: deps.config.ALLOWED_HOSTS,
+      trustedOrigins: deps.config.CORS_ORIGINS,
     }),
   );
 

@@ -9,6 +9,12 @@ export type ProviderName = (typeof PROVIDERS)[number];
 
 const optionalUrl = z.url({ protocol: /^https?$/ }).optional();
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+/** A comma-separated list of items, each checked by `item`. */
+const list = <T extends z.ZodType<unknown, string>>(item: T) =>
+  z
+    .string()
+    .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean))
+    .pipe(z.array(item));
 
 /** The environment, validated once at start. Nothing else reads process.env. */
 export const ConfigSchema = z
@@ -33,6 +39,10 @@ export const ConfigSchema = z
     /** Single-user mode acts as this owner (e.g. an existing user of an adopted legacy database). */
     OWNER_ID: z.uuid().default('00000000-0000-4000-8000-000000000001'),
     LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+    /** Other origins (scheme://host[:port]) whose pages may call the API from a browser. */
+    CORS_ORIGINS: list(z.url({ protocol: /^https?$/ }).transform((u) => new URL(u).origin)).default([]),
+    /** Host names this service answers for (besides its PUBLIC_BASE_URL's, and loopback names when bound to loopback). */
+    ALLOWED_HOSTS: list(z.string().regex(/^[a-z0-9.-]+$|^\[[0-9a-f:.]+\]$/i, 'a host name, without port').transform((h) => h.toLowerCase())).default([]),
 
     IMAGE_PROVIDER: z.enum(PROVIDERS).default('local'),
     LOCAL_PROVIDER_DELAY_MS: int(0, 600_000).default(0),

@@ -51,3 +51,15 @@ export function jsonBody(options: { required: boolean }): MiddlewareHandler<AppE
     await next();
   };
 }
+
+/**
+ * For routes that take no body: nothing, or an empty JSON object, is accepted; anything else
+ * is a 400 rather than silently ignored.
+ */
+export function noBody(): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const text = (await c.req.text()).trim();
+    if (text !== '' && text.replace(/\s+/g, '') !== '{}') throw new AppError('VALIDATION_FAILED', `${c.req.method} ${c.req.path} takes no request body`);
+    await next();
+  };
+}

@@ -10,7 +10,7 @@ import {
 } from '../../domain/projects.ts';
 import { listProjects } from '../../domain/project-list.ts';
 import type { AppEnv } from '../env.ts';
-import { jsonBody } from '../middleware.ts';
+import { jsonBody, noBody } from '../middleware.ts';
 import {
   CreateProjectBody,
   ErrorBody,
@@ -113,6 +113,7 @@ export function projectRoutes(deps: ProjectRoutesDeps) {
       method: 'post',
       path: '/projects/{id}/generate',
       summary: 'Queue every slot that has no image (failed or never generated)',
+      middleware: [noBody()] as const,
       request: { params: ProjectIdParam, headers: IdempotencyHeaders },
       responses: { 202: projectResponse('Accepted'), 400: errors[400], 404: errors[404], 409: idempotencyConflict },
     }),
