@@ -44,6 +44,8 @@ export function publicBaseUrl(config: Config): string {
 
 export interface DepsOverrides {
   providers?: ReadonlyMap<string, ImageProvider> | undefined;
+  /** Wraps the configured store (tests inject faults this way). */
+  wrapStore?: ((store: ObjectStore) => ObjectStore) | undefined;
 }
 
 /** Builds everything once: database (migrated), store (ready), providers, runner. */
@@ -72,6 +74,7 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
       store = localStore = createLocalStore({ root: path.join(config.DATA_DIR, 'files'), publicBaseUrl: publicBaseUrl(config) });
     }
     await store.init?.();
+    if (overrides.wrapStore) store = overrides.wrapStore(store);
   } catch (err) {
     await db.close();
     throw err;

@@ -238,6 +238,23 @@ describe('POST /projects/:id/scenes/:sceneIndex/regenerate double-clicked', () =
 /** A scope of one owner, who sees only their own projects. */
 const only = (ownerId: string) => ({ ownerId, unowned: false });
 
+describe('POST /projects Idempotency-Key expiry', () => {
+  it('a key older than 24 h is free again: another body under it creates a new project', async () => {
+    const key = `post-${randomUUID()}`;
+    const first = await t.call('POST', '/projects', { scenes: [{ prompt: 'yesterday' }] }, { 'idempotency-key': key });
+    expect(first.status).toBe(202);
+    // Within the window another body is a conflict...
+    expect((await t.call('POST', '/projects', { scenes: [{ prompt: 'today' }] }, { 'idempotency-key': key })).status).toBe(409);
+    await t.db.sql`UPDATE content_creation_requests SET created_at = now() - interval '25 hours' WHERE id = ${first.body.id}`;
+    // ...after it, a new request: a new project, and the key is now the new one's.
+    const second = await t.call('POST', '/projects', { scenes: [{ prompt: 'today' }] }, { 'idempotency-key': key });
+    expect(second.status).toBe(202);
+    expect(second.body.id).not.toBe(first.body.id);
+    const retry = await t.call('POST', '/projects', { scenes: [{ prompt: 'today' }] }, { 'idempotency-key': key });
+    expect(retry.body.id).toBe(second.body.id);
+  });
+});
+
 describe('owners and expiry (domain level)', () => {
   it('the same key of two owners is two keys', async () => {
     const otherOwner = randomUUID();

@@ -156,6 +156,40 @@ describe('GET /projects', () => {
   });
 });
 
+describe('GET /projects?status=', () => {
+  it('each status filter returns exactly the projects in that status', async () => {
+    const fresh = await startTestApp({}, { runner: false });
+    try {
+      // Slot statuses of each project, and the project status they make.
+      const shapes: Record<string, string[]> = {
+        queued: ['queued', 'queued'],
+        running: ['running', 'queued'],
+        completed: ['succeeded', 'succeeded'],
+        partial: ['succeeded', 'failed'],
+        failed: ['failed', 'failed'],
+      };
+      const byStatus: Record<string, string> = {};
+      for (const [status, slots] of Object.entries(shapes)) {
+        const id = (await fresh.call('POST', '/projects', { title: status, scenes: [{ prompt: 'x' }], imagesPerScene: 2 })).body.id;
+        for (const [imageIndex, slot] of slots.entries()) {
+          await fresh.db.sql`UPDATE generated_images SET status = ${slot} WHERE content_creation_request_id = ${id} AND image_index = ${imageIndex}`;
+        }
+        byStatus[status] = id;
+      }
+      for (const status of Object.keys(shapes)) {
+        const page = await fresh.call('GET', `/projects?status=${status}`);
+        expect(page.status).toBe(200);
+        expect(page.body.items.map((p: any) => [p.id, p.status])).toEqual([[byStatus[status], status]]);
+      }
+      // A page of a filter is a keyset page too: one per page, then no more.
+      const first = await fresh.call('GET', '/projects?status=failed&limit=1');
+      expect(first.body.nextCursor).toBeNull();
+    } finally {
+      await fresh.close();
+    }
+  });
+});
+
 describe('GET /projects/:id caching', () => {
   it('answers 304 to its ETag, and never serves a stale answer after any change to the rows', async () => {
     const created = await t.call('POST', '/projects', { scenes: [{ prompt: 'cache me' }], imagesPerScene: 2 });

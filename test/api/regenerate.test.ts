@@ -76,6 +76,12 @@ describe('POST /projects/:id/scenes/:sceneIndex/regenerate', () => {
     const [{ n }] = (await t.db.sql`SELECT count(*)::int AS n FROM generated_images WHERE content_creation_request_id = ${before.id}`) as unknown as [{ n: number }];
     expect(n).toBe(1 + 3);
     expect(after.progress.total).toBe(4);
+    // The surplus slots' objects went with their rows: the scene's folder holds its one image.
+    const { readdir } = await import('node:fs/promises');
+    const [kept] = await t.db.sql<{ storageKey: string }[]>`
+      SELECT storage_key FROM generated_images WHERE content_creation_request_id = ${before.id} AND scene_index = 1`;
+    await until(() => t.deps.runner.inFlight() === 0, 'every claim to finish');
+    expect(await readdir(`${t.dataDir}/files/projects/${before.id}/scene-1`)).toEqual([kept!.storageKey.split('/').pop()]);
   });
 
   it('a regenerate while the previous one is still in flight fences the old work out', async () => {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createApp, type App } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
-import { createDeps, type Deps } from '../../src/deps.ts';
+import { createDeps, type Deps, type DepsOverrides } from '../../src/deps.ts';
 import { createLogger } from '../../src/log.ts';
 import type { ImageProvider } from '../../src/providers/provider.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
@@ -22,7 +22,7 @@ export interface TestApp {
 
 export async function startTestApp(
   env: Record<string, string> = {},
-  options: { providers?: ReadonlyMap<string, ImageProvider>; db?: TestDatabase; runner?: boolean } = {},
+  options: { providers?: ReadonlyMap<string, ImageProvider>; db?: TestDatabase; runner?: boolean; wrapStore?: DepsOverrides['wrapStore'] } = {},
 ): Promise<TestApp> {
   const db = options.db ?? (await createTestDatabase());
   const dataDir = await mkdtemp(path.join(tmpdir(), 'sceneworks-test-data-'));
@@ -35,7 +35,7 @@ export async function startTestApp(
     DATABASE_POOL_SIZE: '10',
     ...env,
   });
-  const deps = await createDeps(config, createLogger(config.LOG_LEVEL), { providers: options.providers });
+  const deps = await createDeps(config, createLogger(config.LOG_LEVEL), { providers: options.providers, wrapStore: options.wrapStore });
   const app = createApp(deps);
   if (options.runner !== false) deps.runner.start();
 
