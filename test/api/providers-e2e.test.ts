@@ -99,6 +99,21 @@ describe('a project with mixed faults', () => {
     }
   });
 
+  it("the slot told to wait by a 429 waits its Retry-After (1 s here), not the backoff's 20 ms", async () => {
+    const t = await service();
+    try {
+      fake.reset();
+      fake.script('rate_limit', 'ok');
+      const created = await t.call('POST', '/projects', { scenes: [{ prompt: 'patient' }] });
+      expect((await t.waitForProject(created.body.id, 60_000)).status).toBe('completed');
+      expect(fake.requests).toHaveLength(2);
+      // The retry leaves after the 429's answer plus Retry-After: at least 1 s after the first arrived.
+      expect(fake.requests[1]!.at - fake.requests[0]!.at).toBeGreaterThanOrEqual(990);
+    } finally {
+      await t.close();
+    }
+  });
+
   it('a 429 pauses the provider for the whole process for its Retry-After', async () => {
     const t = await service({ GENERATION_CONCURRENCY: '4' });
     try {
