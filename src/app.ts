@@ -38,7 +38,14 @@ export function createApp(deps: Deps) {
   app.route(
     '/',
     projectRoutes({
-      projects: { sql: deps.db.sql, store: deps.store, log: deps.log, cache: deps.projectCache, wake: () => deps.runner.wake() },
+      projects: {
+        sql: deps.db.sql,
+        store: deps.store,
+        log: deps.log,
+        cache: deps.projectCache,
+        wake: () => deps.runner.wake(),
+        maxPendingSlotsPerOwner: deps.config.MAX_PENDING_SLOTS_PER_OWNER,
+      },
       providerNames: [...deps.providers.keys()],
       defaultProvider: deps.config.IMAGE_PROVIDER,
     }),

@@ -16,6 +16,12 @@ const list = <T extends z.ZodType<unknown, string>>(item: T) =>
     .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean))
     .pipe(z.array(item));
 
+/** Whether an interface name binds only this machine. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h);
+}
+
 /** The environment, validated once at start. Nothing else reads process.env. */
 export const ConfigSchema = z
   .object({
@@ -39,6 +45,23 @@ export const ConfigSchema = z
     /** Single-user mode acts as this owner (e.g. an existing user of an adopted legacy database). */
     OWNER_ID: z.uuid().default('00000000-0000-4000-8000-000000000001'),
     LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+
+    /** none: one owner (OWNER_ID), loopback only unless ALLOW_UNAUTHENTICATED; jwt: Supabase-style bearer tokens. */
+    AUTH: z.enum(['none', 'jwt']).default('none'),
+    ALLOW_UNAUTHENTICATED: bool.default(false),
+    /** Default: <SUPABASE_URL>/auth/v1/.well-known/jwks.json when SUPABASE_URL is set. */
+    JWT_JWKS_URL: optionalUrl,
+    /** The legacy shared secret (HS256). */
+    JWT_SECRET: z.string().min(16, 'at least 16 characters').optional(),
+    JWT_AUDIENCE: z.string().min(1).default('authenticated'),
+    /** Default: <SUPABASE_URL>/auth/v1 when SUPABASE_URL is set; else not checked. */
+    JWT_ISSUER: z.string().min(1).optional(),
+    JWT_ALLOW_ANONYMOUS: bool.default(true),
+    JWT_CLOCK_TOLERANCE_S: int(0, 600).default(30),
+    /** Writes (POST, PATCH, DELETE) per owner per minute; 0 is no limit. Unset: 120 under AUTH=jwt, none without. */
+    RATE_LIMIT_PER_MIN: int(0, 1_000_000).optional(),
+    /** Queued + running slots one owner may have; a project that would pass it is refused. */
+    MAX_PENDING_SLOTS_PER_OWNER: int(1, 100_000_000).default(10_000),
     /** Other origins (scheme://host[:port]) whose pages may call the API from a browser. */
     CORS_ORIGINS: list(z.url({ protocol: /^https?$/ }).transform((u) => new URL(u).origin)).default([]),
     /** Host names this service answers for (besides its PUBLIC_BASE_URL's, and loopback names when bound to loopback). */
@@ -69,7 +92,10 @@ export const ConfigSchema = z
     SUPABASE_STORAGE_URL: optionalUrl,
     SUPABASE_SERVICE_ROLE_KEY: z.string().min(1).optional(),
     STORAGE_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9._-]{1,62}$/, 'a bucket name: lower-case letters, digits, . _ -').default('sceneworks'),
-    STORAGE_PUBLIC: bool.default(true),
+    /** Unset: public without authentication, private (signed URLs) under AUTH=jwt. */
+    STORAGE_PUBLIC: bool.optional(),
+    /** Signs the local store's private URLs; unset: a random secret kept in DATA_DIR (one machine). */
+    FILES_URL_SECRET: z.string().min(32, 'at least 32 characters').optional(),
     SIGNED_URL_TTL_S: int(60, 7 * 24 * 3600).default(3600),
   })
   .superRefine((c, ctx) => {
@@ -82,6 +108,16 @@ export const ConfigSchema = z
     };
     const key = keyOf[c.IMAGE_PROVIDER];
     if (key && !c[key]) ctx.addIssue({ code: 'custom', path: ['IMAGE_PROVIDER'], message: `"${c.IMAGE_PROVIDER}" needs ${key}` });
+    if (c.AUTH === 'none' && !isLoopbackHost(c.HOST) && !c.ALLOW_UNAUTHENTICATED) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['HOST'],
+        message: `${c.HOST} is not a loopback address: anyone who can reach it could use every project. Set AUTH=jwt, or ALLOW_UNAUTHENTICATED=true if something in front of the service authenticates`,
+      });
+    }
+    if (c.AUTH === 'jwt' && !c.JWT_SECRET && !c.JWT_JWKS_URL && !c.SUPABASE_URL) {
+      ctx.addIssue({ code: 'custom', path: ['AUTH'], message: 'AUTH=jwt needs keys: SUPABASE_URL (its JWKS), JWT_JWKS_URL and/or JWT_SECRET' });
+    }
     if (c.STORAGE === 'supabase') {
       if (!c.SUPABASE_SERVICE_ROLE_KEY) ctx.addIssue({ code: 'custom', path: ['SUPABASE_SERVICE_ROLE_KEY'], message: 'required when STORAGE=supabase' });
       if (!c.SUPABASE_URL === !c.SUPABASE_STORAGE_URL) {
@@ -94,7 +130,19 @@ export const ConfigSchema = z
     }
   });
 
-export type Config = Readonly<z.infer<typeof ConfigSchema>>;
+/** Defaults that depend on other settings, resolved once. */
+function resolve(c: z.infer<typeof ConfigSchema>) {
+  const supabaseAuth = c.SUPABASE_URL ? `${c.SUPABASE_URL.replace(/\/+$/, '')}/auth/v1` : undefined;
+  return {
+    ...c,
+    JWT_JWKS_URL: c.JWT_JWKS_URL ?? (supabaseAuth && (c.AUTH === 'jwt' ? `${supabaseAuth}/.well-known/jwks.json` : undefined)),
+    JWT_ISSUER: c.JWT_ISSUER ?? supabaseAuth,
+    STORAGE_PUBLIC: c.STORAGE_PUBLIC ?? c.AUTH === 'none',
+    RATE_LIMIT_PER_MIN: c.RATE_LIMIT_PER_MIN ?? (c.AUTH === 'jwt' ? 120 : 0),
+  };
+}
+
+export type Config = Readonly<ReturnType<typeof resolve>>;
 
 export class ConfigError extends Error {
   readonly problems: string[];
@@ -111,5 +159,5 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if (!result.success) {
     throw new ConfigError(result.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`));
   }
-  return Object.freeze(result.data);
+  return Object.freeze(resolve(result.data));
 }

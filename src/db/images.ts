@@ -40,14 +40,28 @@ export const QUEUE_CHANNEL = 'sceneworks_queue';
 const QUEUE_NOW = 'coalesce((SELECT min(queue_rank) FROM generated_images WHERE status = \'queued\'), 0)';
 
 /**
+ * Whose queue slots join, and how they are ranked in it. Slots queued now are ranked from the
+ * queue's virtual time, `spacing` apart: an owner with k projects already waiting spaces a new
+ * project's slots k apart, so per step of the queue each owner gets about one slot whatever the
+ * number of its projects (fair across owners), and projects interleave (fair across projects).
+ * An approximation: slots queued earlier keep the spacing they were given.
+ */
+export interface Queueing {
+  /** The owner the slots are pending for (null: an unowned project acted on by an operator). */
+  ownerId: string | null;
+  spacing: number;
+}
+
+/**
  * Queues slots: new ones are inserted as 'queued', ranked in the order given; existing ones
  * are left as they are. One statement for N slots.
  */
-export async function insertQueuedSlots(sql: Sql, projectId: string, aspectRatio: string, slots: readonly NewSlot[]): Promise<number> {
+export async function insertQueuedSlots(sql: Sql, projectId: string, aspectRatio: string, slots: readonly NewSlot[], q: Queueing): Promise<number> {
   if (slots.length === 0) return 0;
   const result = await sql`
-    INSERT INTO generated_images (content_creation_request_id, scene_index, image_index, status, prompt, aspect_ratio, queued_at, queue_rank)
-    SELECT ${projectId}, s.scene_index, s.image_index, 'queued', s.prompt, ${aspectRatio}, clock_timestamp(), now_rank.r + s.ord
+    INSERT INTO generated_images (content_creation_request_id, scene_index, image_index, status, prompt, aspect_ratio, queued_at, queue_rank, owner_id)
+    SELECT ${projectId}, s.scene_index, s.image_index, 'queued', s.prompt, ${aspectRatio}, clock_timestamp(),
+           now_rank.r + s.ord * ${q.spacing}, ${q.ownerId}::uuid
     FROM unnest(${slots.map((s) => s.sceneIndex)}::int[], ${slots.map((s) => s.imageIndex)}::int[], ${slots.map((s) => s.prompt)}::text[])
       WITH ORDINALITY AS s(scene_index, image_index, prompt, ord),
       (SELECT ${sql.unsafe(QUEUE_NOW)} AS r) now_rank
@@ -125,10 +139,16 @@ export async function scenesWithRows(sql: Sql, projectId: string): Promise<Set<n
  * generation fences any worker still holding an old claim. A slot without a prompt of its
  * own (a legacy row) takes its scene's prompt.
  */
-export async function requeueFailedSlots(sql: Sql, projectId: string, scenePrompts: readonly { sceneIndex: number; prompt: string }[]): Promise<number> {
+export async function requeueFailedSlots(
+  sql: Sql,
+  projectId: string,
+  scenePrompts: readonly { sceneIndex: number; prompt: string }[],
+  q: Queueing,
+): Promise<number> {
   const result = await sql`
     UPDATE generated_images g
-    SET status = 'queued', generation = g.generation + 1, attempts = 0, error = NULL, queue_rank = now_rank.r + f.ord,
+    SET status = 'queued', generation = g.generation + 1, attempts = 0, error = NULL, queue_rank = now_rank.r + f.ord * ${q.spacing},
+        owner_id = ${q.ownerId}::uuid,
         prompt = coalesce(g.prompt, (SELECT sp.prompt FROM unnest(${scenePrompts.map((s) => s.sceneIndex)}::int[], ${scenePrompts.map((s) => s.prompt)}::text[])
                                      AS sp(scene_index, prompt) WHERE sp.scene_index = g.scene_index LIMIT 1)),
         locked_by = NULL, locked_until = NULL, queued_at = clock_timestamp(), updated_at = now()
@@ -144,11 +164,11 @@ export async function requeueFailedSlots(sql: Sql, projectId: string, scenePromp
  * image (url, key, size) until the new one succeeds; a worker still running the previous
  * generation is fenced out by the generation bump.
  */
-export async function requeueSceneSlots(sql: Sql, projectId: string, sceneIndex: number, count: number, prompt: string): Promise<number> {
+export async function requeueSceneSlots(sql: Sql, projectId: string, sceneIndex: number, count: number, prompt: string, q: Queueing): Promise<number> {
   const result = await sql`
     UPDATE generated_images g
     SET status = 'queued', generation = g.generation + 1, attempts = 0, error = NULL, prompt = ${prompt},
-        queue_rank = now_rank.r + g.image_index + 1,
+        queue_rank = now_rank.r + (g.image_index + 1) * ${q.spacing}, owner_id = ${q.ownerId}::uuid,
         locked_by = NULL, locked_until = NULL, queued_at = clock_timestamp(), updated_at = now()
     FROM (SELECT ${sql.unsafe(QUEUE_NOW)} AS r) now_rank
     WHERE g.content_creation_request_id = ${projectId} AND g.scene_index = ${sceneIndex} AND g.image_index < ${count}`;

@@ -2,31 +2,45 @@ import type { Sql } from './database.ts';
 
 /**
  * Whose projects a request may see and act on. Every query that reads or changes a project
- * on a caller's behalf filters through ownedBy(): ownership is decided here, once, never
- * remembered per handler.
+ * on a caller's behalf filters through ownedBy() or projectsInScope(): ownership is decided
+ * here, once, never remembered per handler.
  */
 export interface Scope {
-  /** The owner that new projects and idempotency keys are filed under. */
-  ownerId: string;
-  /** Projects with no owner (adopted legacy rows) are visible too: single-owner mode. */
+  /** One owner's projects; null: every owner's (an operator not acting for a user). */
+  ownerId: string | null;
+  /** Projects with no owner (adopted legacy rows) are visible too: single-owner mode, operators. */
   unowned: boolean;
+}
+
+/** The namespace of idempotency keys sent by an operator acting for no one. */
+export const OPERATOR_KEY_OWNER = '00000000-0000-0000-0000-000000000000';
+
+/** Who idempotency keys of this scope are filed under. */
+export function keyOwnerOf(scope: Scope): string {
+  return scope.ownerId ?? OPERATOR_KEY_OWNER;
 }
 
 /** The SQL condition "this project is in scope", on a user_id column (qualified if needed, e.g. 'p.user_id'). */
 export function ownedBy(sql: Sql, scope: Scope, column = 'user_id') {
   const owner = sql(column);
+  if (scope.ownerId === null) return scope.unowned ? sql`true` : sql`${owner} IS NOT NULL`;
   return scope.unowned ? sql`(${owner} = ${scope.ownerId} OR ${owner} IS NULL)` : sql`${owner} = ${scope.ownerId}`;
 }
 
 /**
  * The scope's projects (id, title, created_at, updated_at) before a keyset position, as a FROM
  * item. The same rule as ownedBy(), written so that ORDER BY created_at DESC, id DESC LIMIT n
- * streams from the (user_id, created_at, id) index: unowned projects are a second ordered
- * scan merged with the first (a MergeAppend), never an OR that reads and sorts them all.
+ * streams from an index: one owner's from (user_id, created_at, id), with unowned projects a
+ * second ordered scan merged with the first (a MergeAppend, never an OR that reads and sorts
+ * them all); everyone's from (created_at, id).
  */
 export function projectsInScope(sql: Sql, scope: Scope, before: { createdAt: string; id: string } | null) {
   const keyset = before ? sql`AND (created_at, id) < (${before.createdAt}::timestamptz, ${before.id}::uuid)` : sql``;
-  const owned = sql`SELECT id, title, created_at, updated_at FROM content_creation_requests WHERE user_id = ${scope.ownerId} ${keyset}`;
+  const columns = sql`id, title, created_at, updated_at`;
+  if (scope.ownerId === null) {
+    return sql`(SELECT ${columns} FROM content_creation_requests WHERE ${ownedBy(sql, scope)} ${keyset})`;
+  }
+  const owned = sql`SELECT ${columns} FROM content_creation_requests WHERE user_id = ${scope.ownerId} ${keyset}`;
   if (!scope.unowned) return sql`(${owned})`;
-  return sql`(${owned} UNION ALL SELECT id, title, created_at, updated_at FROM content_creation_requests WHERE user_id IS NULL ${keyset})`;
+  return sql`(${owned} UNION ALL SELECT ${columns} FROM content_creation_requests WHERE user_id IS NULL ${keyset})`;
 }

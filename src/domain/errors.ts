@@ -10,6 +10,7 @@ export const ERROR_CODES = [
   'HEADERS_TOO_LARGE',
   'REQUEST_TIMEOUT',
   'RATE_LIMITED',
+  'QUOTA_EXCEEDED',
   'INTERNAL',
   'UNAVAILABLE',
 ] as const;

@@ -12,6 +12,7 @@ import {
   sceneSlotCount,
   scenesWithRows,
   type NewSlot,
+  type Queueing,
   type StoredSceneImage,
 } from '../db/images.ts';
 import {
@@ -26,7 +27,8 @@ import {
   touchProject,
   type ProjectRow,
 } from '../db/projects.ts';
-import type { Scope } from '../db/scope.ts';
+import { lockOwnerQueue, pendingOfOwner } from '../db/owner-queue.ts';
+import { keyOwnerOf, type Scope } from '../db/scope.ts';
 import type { Logger } from '../log.ts';
 import type { ObjectStore } from '../storage/store.ts';
 import { AppError, notFound } from './errors.ts';
@@ -44,6 +46,8 @@ export interface ProjectsContext {
   log: Logger;
   /** Tells this process's runner that slots were queued. */
   wake(): void;
+  /** MAX_PENDING_SLOTS_PER_OWNER. */
+  maxPendingSlotsPerOwner: number;
 }
 
 export interface CreateProjectInput {
@@ -71,6 +75,9 @@ export async function createProject(
   idempotencyKey: string | undefined,
 ): Promise<{ project: ProjectView; created: boolean }> {
   const { ownerId } = scope;
+  if (ownerId === null) {
+    throw new AppError('VALIDATION_FAILED', 'an operator creates a project for a user: send X-Owner-Id', [{ path: ['x-owner-id'], message: 'required to create a project' }]);
+  }
   const requestHash = idempotencyKey ? hashRequest(input) : null;
   if (idempotencyKey) await releaseExpiredIdempotencyKey(ctx.sql, ownerId, idempotencyKey, IDEMPOTENCY_WINDOW_MS);
 
@@ -103,7 +110,7 @@ export async function createProject(
       requestHash,
     });
     if (!inserted) return undefined;
-    await insertQueuedSlots(tx, inserted.id, input.aspectRatio, slots);
+    await withinQuota(ctx, tx, ownerId, (q) => insertQueuedSlots(tx, inserted.id, input.aspectRatio, slots, q));
     await notifyQueued(tx);
     // The answer shows the project as created (all queued), read before any runner can claim.
     return viewOf(ctx.store, tx, inserted);
@@ -172,7 +179,7 @@ export async function generateMissing(ctx: ProjectsContext, scope: Scope, id: st
   const queued = await ctx.sql.begin(async (tx) => {
     const project = await lockProject(tx, scope, id);
     if (!project) throw notFound('project');
-    if (!(await claimActionKey(tx, scope.ownerId, id, idempotencyKey, `generate:${id}`, {}))) return false;
+    if (!(await claimActionKey(tx, keyOwnerOf(scope), id, idempotencyKey, `generate:${id}`, {}))) return false;
     const settings = settingsOf(project.settings);
     const withRows = await scenesWithRows(tx, id);
     const plan = planLegacyImages(project.generatedOutput);
@@ -187,12 +194,14 @@ export async function generateMissing(ctx: ProjectsContext, scope: Scope, id: st
     }
     // Legacy images first: their slots then already exist and are not queued.
     await insertLegacyImages(tx, id, plan.images.filter((image) => slots.some((s) => s.sceneIndex === image.sceneIndex)));
-    await insertQueuedSlots(tx, id, settings.aspectRatio, slots);
     const scenePrompts = plan.scenes.flatMap(({ position, sceneIndex }) => {
       const prompt = promptOf(scenes[position]);
       return prompt ? [{ sceneIndex, prompt }] : [];
     });
-    await requeueFailedSlots(tx, id, scenePrompts);
+    await withinQuota(ctx, tx, project.userId ?? scope.ownerId, async (q) => {
+      await insertQueuedSlots(tx, id, settings.aspectRatio, slots, q);
+      await requeueFailedSlots(tx, id, scenePrompts, q);
+    });
     await touchProject(tx, id);
     await notifyQueued(tx);
     return true;
@@ -218,7 +227,7 @@ export async function regenerateScene(
     const project = await lockProject(tx, scope, id);
     if (!project) throw notFound('project');
     const body = { prompt: change.prompt ?? null, imagesPerScene: change.imagesPerScene ?? null };
-    if (!(await claimActionKey(tx, scope.ownerId, id, idempotencyKey, `regenerate:${id}:${sceneIndex}`, body))) return undefined;
+    if (!(await claimActionKey(tx, keyOwnerOf(scope), id, idempotencyKey, `regenerate:${id}:${sceneIndex}`, body))) return undefined;
     const scenes = scenesOf(project.generatedOutput);
     const position = scenes.findIndex((scene, i) => sceneIndexOf(scene, i) === sceneIndex);
     if (position < 0) throw notFound(`scene ${sceneIndex}`);
@@ -238,9 +247,11 @@ export async function regenerateScene(
     const currentCount = Math.max(await sceneSlotCount(tx, id, sceneIndex), legacyLength);
     const count = change.imagesPerScene ?? (currentCount > 0 ? currentCount : settingsOf(project.settings).imagesPerScene);
 
-    await requeueSceneSlots(tx, id, sceneIndex, count, prompt);
     const missing = Array.from({ length: count }, (_, imageIndex) => ({ sceneIndex, imageIndex, prompt }));
-    await insertQueuedSlots(tx, id, settingsOf(project.settings).aspectRatio, missing);
+    await withinQuota(ctx, tx, project.userId ?? scope.ownerId, async (q) => {
+      await requeueSceneSlots(tx, id, sceneIndex, count, prompt, q);
+      await insertQueuedSlots(tx, id, settingsOf(project.settings).aspectRatio, missing, q);
+    });
     const removed = await deleteSurplusSlots(tx, id, sceneIndex, count);
     await touchProject(tx, id);
     await notifyQueued(tx);
@@ -253,6 +264,29 @@ export async function regenerateScene(
     await ctx.store.remove(removedKeys).catch((err) => ctx.log.warn({ err, keys: removedKeys }, 'could not remove surplus images'));
   }
   return getProject(ctx, scope, id);
+}
+
+/**
+ * Adds an owner's pending slots (inside the caller's transaction): serialises with the owner's
+ * other such transactions, ranks the new slots fairly (see Queueing), and refuses with
+ * QUOTA_EXCEEDED, rolling back everything the transaction did, when they take the owner past
+ * MAX_PENDING_SLOTS_PER_OWNER (an owner already past it, e.g. after the limit was lowered, may
+ * still do what adds nothing). An operator acting on an unowned project has no quota.
+ */
+async function withinQuota<T>(ctx: ProjectsContext, tx: Sql, ownerId: string | null, queue: (q: Queueing) => Promise<T>): Promise<T> {
+  if (ownerId === null) return queue({ ownerId: null, spacing: 1 });
+  await lockOwnerQueue(tx, ownerId);
+  const before = await pendingOfOwner(tx, ownerId);
+  const result = await queue({ ownerId, spacing: Math.max(1, before.waitingProjects) });
+  const after = await pendingOfOwner(tx, ownerId);
+  const max = ctx.maxPendingSlotsPerOwner;
+  if (after.slots > max && after.slots > before.slots) {
+    throw new AppError(
+      'QUOTA_EXCEEDED',
+      `this would make ${after.slots} images queued or generating at once; the limit is ${max} (${before.slots} now): wait for some to finish`,
+    );
+  }
+  return result;
 }
 
 /**

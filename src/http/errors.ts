@@ -27,6 +27,7 @@ export function statusOf(code: ErrorCode): ContentfulStatusCode {
     case 'REQUEST_TIMEOUT':
       return 408;
     case 'RATE_LIMITED':
+    case 'QUOTA_EXCEEDED':
       return 429;
     case 'INTERNAL':
       return 500;

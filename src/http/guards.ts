@@ -1,4 +1,5 @@
 import type { MiddlewareHandler } from 'hono';
+import { isLoopbackHost } from '../config.ts';
 import { AppError } from '../domain/errors.ts';
 import type { AppEnv } from './env.ts';
 
@@ -6,11 +7,6 @@ const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '[::1]'];
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 const JSON_TYPE = /^application\/([\w.-]+\+)?json(\s*;.*)?$/i;
 
-/** Whether an interface name binds only this machine. */
-export function isLoopbackHost(host: string): boolean {
-  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
-  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h);
-}
 
 export interface RequestGuardOptions {
   /** The interface the service listens on (HOST). */

@@ -83,8 +83,9 @@ describe('DNS rebinding: bound to loopback, only our own host names are answered
   });
 
   it('bound to every interface, any host is answered unless ALLOWED_HOSTS lists them', async () => {
-    const open = await startTestApp({ HOST: '0.0.0.0' }, { db: t.db, runner: false });
-    const listed = await startTestApp({ HOST: '0.0.0.0', ALLOWED_HOSTS: 'images.example' }, { db: t.db, runner: false });
+    // (Without authentication, binding every interface needs ALLOW_UNAUTHENTICATED=true.)
+    const open = await startTestApp({ HOST: '0.0.0.0', ALLOW_UNAUTHENTICATED: 'true' }, { db: t.db, runner: false });
+    const listed = await startTestApp({ HOST: '0.0.0.0', ALLOW_UNAUTHENTICATED: 'true', ALLOWED_HOSTS: 'images.example' }, { db: t.db, runner: false });
     try {
       expect((await open.app.request('http://anything.example/healthz')).status).toBe(200);
       expect((await listed.app.request('http://anything.example/healthz')).status).toBe(403);

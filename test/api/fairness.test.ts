@@ -1,5 +1,10 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { randomUUID } from 'node:crypto';
+import { createProject } from '../../src/domain/projects.ts';
+import { createLocalProvider } from '../../src/providers/local.ts';
+import type { ImageProvider } from '../../src/providers/provider.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
+import { until } from '../support/gated-provider.ts';
 
 let t: TestApp;
 beforeAll(async () => {
@@ -33,4 +38,34 @@ it('two projects queued together interleave', async () => {
   // would not have started: its slots were queued behind all 20 of the first).
   expect(await succeeded(b.body.id)).toBeGreaterThanOrEqual(10);
   await t.waitForProject(b.body.id, 60_000);
+});
+
+it('fair across owners: with one owner holding a 10,000-slot backlog in 20 projects, another owner’s first image starts in the first claim wave', async () => {
+  const calls: string[] = [];
+  const local = createLocalProvider({ delayMs: 5 });
+  const recording: ImageProvider = {
+    name: 'local',
+    defaultModel: null,
+    generate: (request) => {
+      calls.push(request.prompt);
+      return local.generate(request);
+    },
+  };
+  // GENERATION_CONCURRENCY 4: a claim wave is 2 x 4 = 8 slots.
+  const u = await startTestApp({ GENERATION_CONCURRENCY: '4', MAX_PENDING_SLOTS_PER_OWNER: '20000' }, { providers: new Map([['local', recording]]), runner: false });
+  try {
+    const ctx = { sql: u.deps.db.sql, store: u.deps.store, log: u.deps.log, wake: () => {}, maxPendingSlotsPerOwner: 20_000 };
+    const a = { ownerId: randomUUID(), unowned: false };
+    const b = { ownerId: randomUUID(), unowned: false };
+    for (let p = 0; p < 20; p++) {
+      const scenes = Array.from({ length: 125 }, (_, i) => ({ prompt: `a${p} scene ${i}` }));
+      await createProject(ctx, a, { scenes, imagesPerScene: 4, aspectRatio: '1:1', provider: 'local' }, undefined);
+    }
+    await createProject(ctx, b, { scenes: [{ prompt: 'b first' }], imagesPerScene: 1, aspectRatio: '1:1', provider: 'local' }, undefined);
+    u.deps.runner.start();
+    await until(() => calls.includes('b first'), "the other owner's image", 60_000);
+    expect(calls.indexOf('b first')).toBeLessThan(8);
+  } finally {
+    await u.close();
+  }
 });

@@ -15,7 +15,7 @@ let t: TestApp;
 let ctx: ProjectsContext;
 beforeAll(async () => {
   t = await startTestApp({ GENERATION_CONCURRENCY: '4' }, { providers: gated.providers });
-  ctx = { sql: t.deps.db.sql, store: t.deps.store, log: t.deps.log, wake: () => t.deps.runner.wake() };
+  ctx = { sql: t.deps.db.sql, store: t.deps.store, log: t.deps.log, wake: () => t.deps.runner.wake(), maxPendingSlotsPerOwner: 10_000 };
 });
 afterAll(async () => {
   gated.open();

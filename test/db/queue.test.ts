@@ -40,7 +40,7 @@ async function projectWithOneSlot(): Promise<string> {
     idempotencyKey: null,
     requestHash: null,
   });
-  await insertQueuedSlots(db.sql, id, '1:1', [{ sceneIndex: 1, imageIndex: 0, prompt: 'p' }]);
+  await insertQueuedSlots(db.sql, id, '1:1', [{ sceneIndex: 1, imageIndex: 0, prompt: 'p' }], { ownerId: OWNER, spacing: 1 });
   return id;
 }
 
@@ -81,7 +81,7 @@ describe('markImagesSucceeded', () => {
   ])('one batch holding a superseded and a current claim of the same row commits only the current one (%s)', async (_, currentFirst) => {
     const projectId = await projectWithOneSlot();
     const old = await claimOf(projectId, 'w');
-    await requeueSceneSlots(db.sql, projectId, 1, 1, 'p2');
+    await requeueSceneSlots(db.sql, projectId, 1, 1, 'p2', { ownerId: OWNER, spacing: 1 });
     const current = await claimOf(projectId, 'w');
     expect(current.generation).toBe(old.generation + 1);
 
@@ -112,7 +112,7 @@ describe('markImageFailed', () => {
   it('a superseded claim cannot fail the slot that a newer claim holds', async () => {
     const projectId = await projectWithOneSlot();
     const old = await claimOf(projectId, 'w');
-    await requeueSceneSlots(db.sql, projectId, 1, 1, 'p2');
+    await requeueSceneSlots(db.sql, projectId, 1, 1, 'p2', { ownerId: OWNER, spacing: 1 });
     const current = await claimOf(projectId, 'w');
     expect(await markImageFailed(db.sql, 'w', { id: old.id, generation: old.generation, attempts: old.attempts }, failure)).toBe(false);
     expect(await rowOf(projectId)).toMatchObject({ status: 'running', error: null, lockedBy: 'w', generation: current.generation });

@@ -26,6 +26,32 @@ describe('config', () => {
   });
 });
 
+describe('authentication configuration', () => {
+  it('without authentication, only a loopback HOST, unless ALLOW_UNAUTHENTICATED=true', () => {
+    for (const host of ['127.0.0.1', 'localhost', '::1', '127.0.0.53']) expect(loadConfig({ HOST: host }).AUTH).toBe('none');
+    expect(() => loadConfig({ HOST: '0.0.0.0' })).toThrow(/HOST: 0\.0\.0\.0 is not a loopback address.*AUTH=jwt.*ALLOW_UNAUTHENTICATED=true/);
+    expect(() => loadConfig({ HOST: '192.168.1.5' })).toThrow(ConfigError);
+    expect(loadConfig({ HOST: '0.0.0.0', ALLOW_UNAUTHENTICATED: 'true' }).HOST).toBe('0.0.0.0');
+    expect(loadConfig({ HOST: '0.0.0.0', AUTH: 'jwt', JWT_SECRET: 's'.repeat(32) }).AUTH).toBe('jwt');
+  });
+
+  it('AUTH=jwt needs keys, and takes its defaults from SUPABASE_URL', () => {
+    expect(() => loadConfig({ AUTH: 'jwt' })).toThrow(/AUTH=jwt needs keys/);
+    const c = loadConfig({ AUTH: 'jwt', SUPABASE_URL: 'https://abcd.supabase.co' });
+    expect(c).toMatchObject({
+      JWT_JWKS_URL: 'https://abcd.supabase.co/auth/v1/.well-known/jwks.json',
+      JWT_ISSUER: 'https://abcd.supabase.co/auth/v1',
+      JWT_AUDIENCE: 'authenticated',
+      JWT_ALLOW_ANONYMOUS: true,
+      STORAGE_PUBLIC: false,
+      RATE_LIMIT_PER_MIN: 120,
+    });
+    expect(loadConfig({ AUTH: 'jwt', JWT_SECRET: 's'.repeat(32), STORAGE_PUBLIC: 'true', RATE_LIMIT_PER_MIN: '0' })).toMatchObject({ STORAGE_PUBLIC: true, RATE_LIMIT_PER_MIN: 0 });
+    // Single-owner mode: public images and no write limit unless set.
+    expect(loadConfig({})).toMatchObject({ AUTH: 'none', STORAGE_PUBLIC: true, RATE_LIMIT_PER_MIN: 0, MAX_PENDING_SLOTS_PER_OWNER: 10_000 });
+  });
+});
+
 describe('provider and storage configuration', () => {
   it('refuses a default provider whose key is missing, naming the key', () => {
     expect(() => loadConfig({ IMAGE_PROVIDER: 'openai' })).toThrow(/IMAGE_PROVIDER: "openai" needs OPENAI_API_KEY/);
