@@ -2,15 +2,20 @@
  * npm run backfill -- [--dry-run] [--batch-size N] [--project ID] [--prune-legacy]
  *                     [--rehost] [--rehost-concurrency N] [--rehost-timeout-ms N]
  *                     [--report FILE] [--json]
+ *        npm run backfill -- --assign-owner UUID [--dry-run] [--batch-size N] [--project ID] [--json]
  *
  * Moves legacy generated_output.scenes[].imageUrls into generated_images (see README,
  * "Backfilling legacy data"). Uses the same configuration as the service (DATABASE_URL, or
  * the embedded PostgreSQL under DATA_DIR; STORAGE for --rehost). Progress goes to stderr, the
  * summary to stdout. Exits non-zero only when the run itself failed.
+ *
+ * --assign-owner gives every project with no owner (user_id null) that owner, in batches; it is
+ * a run of its own (no image is moved), resumable like the backfill.
  */
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
+import { assignOwner } from '../src/backfill/assign-owner.ts';
 import { rehostLegacyImages, type RehostSummary } from '../src/backfill/rehost.ts';
 import { runBackfill, type BackfillProgress, type BackfillSummary } from '../src/backfill/run.ts';
 import { ConfigError, loadConfig } from '../src/config.ts';
@@ -22,6 +27,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 function usage(message: string): never {
   console.error(`backfill: ${message}`);
   console.error('usage: npm run backfill -- [--dry-run] [--batch-size N] [--project ID] [--prune-legacy] [--rehost] [--rehost-concurrency N] [--rehost-timeout-ms N] [--report FILE] [--json]');
+  console.error('       npm run backfill -- --assign-owner UUID [--dry-run] [--batch-size N] [--project ID] [--json]');
   process.exit(2);
 }
 
@@ -44,6 +50,7 @@ function parse() {
       'rehost-timeout-ms': { type: 'string', default: '30000' },
       report: { type: 'string' },
       json: { type: 'boolean', default: false },
+      'assign-owner': { type: 'string' },
     },
     strict: true,
   }).values;
@@ -58,6 +65,10 @@ const rehostConcurrency = positive('rehost-concurrency', args['rehost-concurrenc
 const rehostTimeoutMs = positive('rehost-timeout-ms', args['rehost-timeout-ms'], 3_600_000);
 if (args.project !== undefined && !UUID.test(args.project)) usage(`--project must be a project id (a UUID), got "${args.project}"`);
 if (args['dry-run'] && (args.rehost || args['prune-legacy'])) usage('--dry-run writes nothing: it cannot be combined with --rehost or --prune-legacy');
+if (args['assign-owner'] !== undefined) {
+  if (!UUID.test(args['assign-owner'])) usage(`--assign-owner must be a user id (a UUID), got "${args['assign-owner']}"`);
+  if (args.rehost || args['prune-legacy'] || args.report) usage('--assign-owner is a run of its own: it cannot be combined with --rehost, --prune-legacy or --report');
+}
 
 /** A bar with count, rate and ETA on a terminal; a plain line every few seconds otherwise. */
 function progressReporter(label: string) {
@@ -133,31 +144,49 @@ const report = args.report ? createWriteStream(args.report) : undefined;
 const started = performance.now();
 let failed = false;
 try {
-  const bar = progressReporter('projects');
-  const summary = await runBackfill(deps.db.sql, {
-    batchSize,
-    dryRun: args['dry-run'],
-    projectId: args.project,
-    pruneLegacy: args['prune-legacy'],
-    onBatch: (p: BackfillProgress) => bar.update(p.projectsScanned, p.projectsTotal),
-    onSkip: (skip) => reportLine(report, { projectId: skip.projectId, scene: skip.scene, sceneIndex: skip.sceneIndex, imageIndex: skip.imageIndex, reason: skip.reason }),
-  });
-  bar.stop();
-  let rehost: RehostSummary | undefined;
-  if (args.rehost) {
-    const rehostBar = progressReporter('rehost');
-    rehost = await rehostLegacyImages(deps.db.sql, deps.store, {
-      concurrency: rehostConcurrency,
-      timeoutMs: rehostTimeoutMs,
+  if (args['assign-owner'] !== undefined) {
+    const bar = progressReporter('assign owner');
+    const summary = await assignOwner(deps.db.sql, {
+      ownerId: args['assign-owner'],
       batchSize,
       projectId: args.project,
-      onProgress: (p) => rehostBar.update(p.done, Math.max(p.done, rehost?.candidates ?? p.done)),
-      onFailure: (f) => reportLine(report, { ...f, reason: `rehost: ${f.reason}` }),
+      dryRun: args['dry-run'],
+      onBatch: (p) => bar.update(p.assigned, p.total),
     });
-    rehostBar.stop();
+    bar.stop();
+    const seconds = (performance.now() - started) / 1000;
+    console.log(
+      args.json
+        ? JSON.stringify({ ...summary, seconds }, null, 2)
+        : `assign owner${summary.dryRun ? ' (dry run: nothing was written)' : ''}\n  projects without an owner: ${summary.unowned}\n  assigned:                  ${summary.assigned}\n  time:                      ${seconds.toFixed(1)} s`,
+    );
+  } else {
+    const bar = progressReporter('projects');
+    const summary = await runBackfill(deps.db.sql, {
+      batchSize,
+      dryRun: args['dry-run'],
+      projectId: args.project,
+      pruneLegacy: args['prune-legacy'],
+      onBatch: (p: BackfillProgress) => bar.update(p.projectsScanned, p.projectsTotal),
+      onSkip: (skip) => reportLine(report, { projectId: skip.projectId, scene: skip.scene, sceneIndex: skip.sceneIndex, imageIndex: skip.imageIndex, reason: skip.reason }),
+    });
+    bar.stop();
+    let rehost: RehostSummary | undefined;
+    if (args.rehost) {
+      const rehostBar = progressReporter('rehost');
+      rehost = await rehostLegacyImages(deps.db.sql, deps.store, {
+        concurrency: rehostConcurrency,
+        timeoutMs: rehostTimeoutMs,
+        batchSize,
+        projectId: args.project,
+        onProgress: (p) => rehostBar.update(p.done, Math.max(p.done, rehost?.candidates ?? p.done)),
+        onFailure: (f) => reportLine(report, { ...f, reason: `rehost: ${f.reason}` }),
+      });
+      rehostBar.stop();
+    }
+    const seconds = (performance.now() - started) / 1000;
+    console.log(args.json ? JSON.stringify({ ...summary, rehost: rehost ?? null, seconds }, null, 2) : text(summary, rehost, seconds));
   }
-  const seconds = (performance.now() - started) / 1000;
-  console.log(args.json ? JSON.stringify({ ...summary, rehost: rehost ?? null, seconds }, null, 2) : text(summary, rehost, seconds));
 } catch (err) {
   failed = true;
   console.error('backfill: the run failed:', err);
