@@ -71,7 +71,14 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
         signedUrlTtlS: config.SIGNED_URL_TTL_S,
       });
     } else {
-      store = localStore = createLocalStore({ root: path.join(config.DATA_DIR, 'files'), publicBaseUrl: publicBaseUrl(config) });
+      store = localStore = createLocalStore({
+        root: path.join(config.DATA_DIR, 'files'),
+        publicBaseUrl: publicBaseUrl(config),
+        // Private: answers carry signed URLs and GET /files refuses any other.
+        signed: config.STORAGE_PUBLIC
+          ? undefined
+          : { ttlS: config.SIGNED_URL_TTL_S, secret: config.FILES_URL_SECRET, secretFile: path.join(config.DATA_DIR, 'files-url.key') },
+      });
     }
     await store.init?.();
     if (overrides.wrapStore) store = overrides.wrapStore(store);

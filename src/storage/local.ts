@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { link, mkdir, open, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { StoreError, type ObjectStore } from './store.ts';
@@ -24,15 +24,97 @@ export interface LocalFile {
   etag: string;
 }
 
+/** What GET /files may do with a signed URL: serve it until `expiresAt` (Unix seconds), or refuse it. */
+export type SignedUrlAccess = { granted: true; expiresAt: number } | { granted: false; reason: string };
+
 export interface LocalObjectStore extends ObjectStore {
   /** Looks a key up for GET /files; undefined for a bad or missing key. */
   open(key: string): Promise<LocalFile | undefined>;
+  /**
+   * Private store only (absent when public): whether the `expires` and `signature` query values
+   * of a request for `key` make a valid, unexpired signed URL at `nowS` (Unix seconds).
+   */
+  checkSignedUrl?(key: string, expires: string | undefined, signature: string | undefined, nowS: number): SignedUrlAccess;
 }
 
-/** Files under `root`, served by this service at `${publicBaseUrl}/files/<key>`. */
-export function createLocalStore(options: { root: string; publicBaseUrl: string }): LocalObjectStore {
+export interface SignedUrlOptions {
+  /** How long a signed URL lives (SIGNED_URL_TTL_S). */
+  ttlS: number;
+  /** FILES_URL_SECRET. Without it, the secret kept in `secretFile`, made by init() the first time. */
+  secret?: string | undefined;
+  /** Where the generated secret is kept; never under the store's root. */
+  secretFile: string;
+}
+
+const EXPIRES = /^\d{1,12}$/;
+/** base64url of an HMAC-SHA256: 32 bytes, 43 characters. */
+const SIGNATURE = /^[A-Za-z0-9_-]{43}$/;
+
+/** The signature of a URL for `key` valid until `expires` (Unix seconds). Keys never hold a newline. */
+export function fileUrlSignature(secret: string, key: string, expires: number): string {
+  return createHmac('sha256', secret).update(`${key}\n${expires}`).digest('base64url');
+}
+
+/**
+ * When a URL signed at `nowS` expires. Aligned to steps of a quarter of the TTL, so reads within a
+ * step give the same URL (browsers keep their cached copy of the image) and every URL handed out
+ * still lives at least three quarters of the TTL.
+ */
+export function signedUrlExpiry(nowS: number, ttlS: number): number {
+  const step = Math.max(1, Math.floor(ttlS / 4));
+  return Math.floor((nowS + ttlS) / step) * step;
+}
+
+/**
+ * The secret kept in `file`: 32 random bytes as base64url text, made once and reused across
+ * restarts (so URLs already handed out stay valid), readable by this user only. The text itself
+ * is the key, as FILES_URL_SECRET is: copying it there gives other processes the same signatures.
+ * Concurrent first starts agree: the file appears complete (link of a written file) or not at all.
+ */
+export async function loadOrCreateUrlSecret(file: string): Promise<string> {
+  const read = async () => {
+    const secret = (await readFile(file, 'utf8')).trim();
+    if (secret.length < 32) {
+      throw new Error(`${file} does not hold a URL signing secret (${secret.length} characters, at least 32 needed); remove it to make a new one, or set FILES_URL_SECRET`);
+    }
+    return secret;
+  };
+  try {
+    return await read();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  await mkdir(path.dirname(file), { recursive: true });
+  const temp = `${file}.${randomUUID()}.tmp`;
+  try {
+    const handle = await open(temp, 'wx', 0o600);
+    try {
+      await handle.writeFile(`${randomBytes(32).toString('base64url')}\n`);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await link(temp, file).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err; // another process made it first: theirs is the secret
+    });
+  } finally {
+    await rm(temp, { force: true });
+  }
+  return read();
+}
+
+/**
+ * Files under `root`, served by this service at `${publicBaseUrl}/files/<key>`. With `signed`,
+ * the store is private: put returns no URL, reads get URLs signed for a while (signUrls), and
+ * GET /files serves only those (checkSignedUrl).
+ */
+export function createLocalStore(options: { root: string; publicBaseUrl: string; signed?: SignedUrlOptions | undefined }): LocalObjectStore {
   const root = path.resolve(options.root);
   const base = options.publicBaseUrl.replace(/\/+$/, '');
+  const signed = options.signed;
+  if (signed && (!Number.isInteger(signed.ttlS) || signed.ttlS < 1)) throw new Error(`signed URL TTL must be a positive integer, not ${signed.ttlS}`);
+  if (signed?.secret !== undefined && signed.secret.length < 32) throw new Error('the URL signing secret must have at least 32 characters');
+  let secret = signed?.secret;
   /** Directories known to exist, so a put costs no mkdir; bounded, it is only a cache. */
   const knownDirs = new Set<string>();
   async function ensureDir(dir: string) {
@@ -49,8 +131,16 @@ export function createLocalStore(options: { root: string; publicBaseUrl: string 
     return full.startsWith(root + path.sep) ? full : undefined;
   }
 
-  return {
+  function urlSecret(): string {
+    if (secret === undefined) throw new Error('the local store signs URLs only after init()');
+    return secret;
+  }
+
+  const store: LocalObjectStore = {
     name: 'local',
+    async init() {
+      if (signed && secret === undefined) secret = await loadOrCreateUrlSecret(signed.secretFile);
+    },
     async put(key, bytes, _contentType) {
       const file = resolve(key);
       if (!file) throw new StoreError(`invalid storage key: ${key}`, { permanent: true, code: 'InvalidKey' });
@@ -87,7 +177,7 @@ export function createLocalStore(options: { root: string; publicBaseUrl: string 
       } finally {
         await rm(partial, { force: true }).catch(() => {});
       }
-      return { url: `${base}/files/${key}` };
+      return { url: signed ? null : `${base}/files/${key}` };
     },
     async remove(keys) {
       await Promise.all(
@@ -114,4 +204,26 @@ export function createLocalStore(options: { root: string; publicBaseUrl: string 
       }
     },
   };
+  if (!signed) return store;
+
+  return Object.assign(store, {
+    signedUrlTtlS: signed.ttlS,
+    async signUrls(keys: readonly string[]) {
+      const key = urlSecret();
+      const expires = signedUrlExpiry(Math.floor(Date.now() / 1000), signed.ttlS);
+      const urls = new Map<string, string>();
+      // A key that could never be served is left out, as the contract of signUrls says.
+      for (const k of keys) if (resolve(k)) urls.set(k, `${base}/files/${k}?expires=${expires}&signature=${fileUrlSignature(key, k, expires)}`);
+      return urls;
+    },
+    checkSignedUrl(key: string, expires: string | undefined, signature: string | undefined, nowS: number): SignedUrlAccess {
+      if (expires === undefined || signature === undefined) return { granted: false, reason: 'this file needs a signed URL (expires and signature)' };
+      if (!EXPIRES.test(expires) || !SIGNATURE.test(signature)) return { granted: false, reason: 'malformed signed URL' };
+      const expected = Buffer.from(fileUrlSignature(urlSecret(), key, Number(expires)));
+      // Constant time: how much of a guessed signature is right must not show in the answer's timing.
+      if (!timingSafeEqual(expected, Buffer.from(signature))) return { granted: false, reason: 'invalid signature' };
+      if (Number(expires) <= nowS) return { granted: false, reason: 'this signed URL has expired; fetch the project again for a fresh one' };
+      return { granted: true, expiresAt: Number(expires) };
+    },
+  });
 }

@@ -5,6 +5,7 @@ import { gzip } from 'node:zlib';
 import { Scalar } from '@scalar/hono-api-reference';
 import { Hono } from 'hono';
 import type { AppEnv } from '../env.ts';
+import { cspNonce } from '../security.ts';
 
 const gzipAsync = promisify(gzip);
 
@@ -64,15 +65,17 @@ export function docsRoutes(bundle: Bundle = scalarBundle()) {
   };
   app.get(
     '/docs',
-    Scalar({
+    Scalar((c) => ({
       url: '/openapi.json',
       pageTitle: 'sceneworks API',
       // `cdn` is where the page loads the single-file bundle from: here, this service.
       cdn: scriptPath,
       // The default fonts come from Scalar's font server; the system fonts need no request.
       withDefaultFonts: false,
+      // The page's scripts carry the nonce its Content-Security-Policy allows (see securityHeaders).
+      nonce: cspNonce(c),
       ...bundleOnly,
-    }),
+    })),
   );
   return app;
 }
