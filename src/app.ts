@@ -5,6 +5,7 @@ import { AppError } from './domain/errors.ts';
 import type { AppEnv } from './http/env.ts';
 import { errorResponse, onError } from './http/errors.ts';
 import { requestGuards } from './http/guards.ts';
+import { corsPolicy, securityHeaders } from './http/security.ts';
 import { requestContext } from './http/middleware.ts';
 import { docsRoutes } from './http/routes/docs.ts';
 import { eventRoutes } from './http/routes/events.ts';
@@ -17,6 +18,10 @@ export function createApp(deps: Deps) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
 
   app.use(requestContext(deps.log, deps.singleOwner));
+  // Outside everything that can answer on its own (413, 403, 401, 429, preflight): every answer gets them.
+  app.use(securityHeaders());
+  // Before authentication and rate limits: a preflight carries no token, and a listed web app must read error answers.
+  app.use(corsPolicy(deps.config.CORS_ORIGINS));
   app.use(
     bodyLimit({
       maxSize: deps.config.MAX_BODY_BYTES,

@@ -160,13 +160,15 @@ async function viewOf(store: ObjectStore, sql: Sql, row: ProjectRow): Promise<Pr
 
 /**
  * Images of a private store have no permanent URL: each read signs fresh ones, all of the
- * project's in one call. Rows with a URL (public store, legacy URLs) keep theirs.
+ * project's in one call, for every row that has a stored object (also rows stored while the
+ * store was public: their saved URL no longer opens). Rows without an object (legacy URLs)
+ * keep theirs.
  */
 export async function readableImages(store: ObjectStore, images: StoredSceneImage[]): Promise<SceneImage[]> {
-  const keys = store.signUrls ? images.flatMap((i) => (i.url === null && i.storageKey ? [i.storageKey] : [])) : [];
+  const keys = store.signUrls ? images.flatMap((i) => (i.storageKey ? [i.storageKey] : [])) : [];
   const signed = keys.length > 0 ? await store.signUrls!(keys) : new Map<string, string>();
   return images.map(({ storageKey, ...image }) =>
-    image.url === null && storageKey && signed.has(storageKey) ? { ...image, url: signed.get(storageKey)! } : image,
+    storageKey && signed.has(storageKey) ? { ...image, url: signed.get(storageKey)! } : image,
   );
 }
 

@@ -179,3 +179,29 @@ describe('the signing secret kept in DATA_DIR', () => {
     expect(store.signedUrlTtlS).toBeUndefined();
   });
 });
+
+describe('a store switched from public to private', () => {
+  it('serves images stored while it was public by signed URLs too (their saved URL no longer opens)', async () => {
+    const before = await startTestApp({ STORAGE_PUBLIC: 'true' });
+    try {
+      const created = await before.call('POST', '/projects', { scenes: [{ prompt: 'stored in public' }] });
+      const done = await before.waitForProject(created.body.id);
+      const publicUrl = new URL(done.generatedOutput.scenes[0].imageUrls[0]);
+      expect(publicUrl.search).toBe('');
+      // The same database and files, now private.
+      const after = await startTestApp({ STORAGE_PUBLIC: 'false', DATA_DIR: before.dataDir }, { db: before.db, runner: false });
+      try {
+        const read = await after.call('GET', `/projects/${created.body.id}`);
+        const url = new URL(read.body.generatedOutput.scenes[0].imageUrls[0]);
+        expect(url.pathname).toBe(publicUrl.pathname);
+        expect(url.searchParams.get('signature')).toBeTruthy();
+        expect((await after.app.request(url.pathname + url.search)).status).toBe(200);
+        expect((await after.app.request(publicUrl.pathname)).status).toBe(403);
+      } finally {
+        await after.close();
+      }
+    } finally {
+      await before.close();
+    }
+  });
+});

@@ -52,8 +52,8 @@ describe('assignOwner', () => {
     const [pending] = await db.sql<{ n: number }[]>`
       SELECT count(*)::int AS n FROM generated_images WHERE owner_id = ${OWNER} AND status = 'queued'`;
     expect(pending!.n).toBe(25);
-    const [{ userId }] = await db.sql<{ userId: string }[]>`SELECT user_id FROM content_creation_requests WHERE id = ${theirs}`;
-    expect(userId).toBe(SOMEONE);
+    const [row] = await db.sql<{ userId: string }[]>`SELECT user_id FROM content_creation_requests WHERE id = ${theirs}`;
+    expect(row!.userId).toBe(SOMEONE);
     expect(await assignOwner(db.sql, { ownerId: OWNER, batchSize: 10, dryRun: false })).toMatchObject({ assigned: 0 });
   });
 
