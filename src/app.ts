@@ -4,7 +4,9 @@ import type { Deps } from './deps.ts';
 import { AppError } from './domain/errors.ts';
 import type { AppEnv } from './http/env.ts';
 import { errorResponse, onError } from './http/errors.ts';
+import { authenticate } from './http/auth.ts';
 import { requestGuards } from './http/guards.ts';
+import { rateLimitWrites } from './http/rate-limit.ts';
 import { corsPolicy, securityHeaders } from './http/security.ts';
 import { requestContext } from './http/middleware.ts';
 import { docsRoutes } from './http/routes/docs.ts';
@@ -17,7 +19,7 @@ import { validationHook } from './http/validation.ts';
 export function createApp(deps: Deps) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
 
-  app.use(requestContext(deps.log, deps.singleOwner));
+  app.use(requestContext(deps.log));
   // Outside everything that can answer on its own (413, 403, 401, 429, preflight): every answer gets them.
   app.use(securityHeaders());
   // Before authentication and rate limits: a preflight carries no token, and a listed web app must read error answers.
@@ -37,6 +39,9 @@ export function createApp(deps: Deps) {
       trustedOrigins: deps.config.CORS_ORIGINS,
     }),
   );
+  app.use(authenticate(deps.authentication));
+  // After authentication (it keys on the owner) and the guards (refused requests use up nothing).
+  app.use(rateLimitWrites({ sql: deps.db.sql, perMinute: deps.config.RATE_LIMIT_PER_MIN, keyOf: (c) => c.get('scope')?.ownerId ?? null }));
 
   app.route('/', opsRoutes(deps.db.sql));
   if (deps.localStore) app.route('/', fileRoutes(deps.localStore));

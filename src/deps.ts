@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { createTokenVerifier } from './auth/tokens.ts';
 import type { Config } from './config.ts';
 import { openDatabase, type Database } from './db/database.ts';
 import { migrate } from './db/migrate.ts';
@@ -6,6 +7,7 @@ import type { Scope } from './db/scope.ts';
 import { createProjectCache, type ProjectCache } from './domain/project-cache.ts';
 import { createProjectEventsHub, type ProjectEventsHub } from './domain/project-events.ts';
 import { createRunner, type Runner } from './domain/runner.ts';
+import type { Authentication } from './http/auth.ts';
 import type { Logger } from './log.ts';
 import type { ImageProvider } from './providers/provider.ts';
 import { createProviders } from './providers/registry.ts';
@@ -33,6 +35,8 @@ export interface Deps {
    * no owner (adopted legacy rows) are that owner's.
    */
   singleOwner: Scope;
+  /** Who is calling: single-owner mode, or bearer tokens checked by a verifier built once (its key cache). */
+  authentication: Authentication;
   close(): Promise<void>;
 }
 
@@ -102,6 +106,7 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
   });
   // A cached answer must never outlive the signed URLs inside it.
   const maxAgeMs = store.signedUrlTtlS ? Math.min(60_000, (store.signedUrlTtlS * 1000) / 4) : 60_000;
+  const singleOwner: Scope = Object.freeze({ ownerId: config.OWNER_ID, unowned: true });
   const projectEvents = createProjectEventsHub({ sql: db.sql, log: log.child({ component: 'events' }) });
   log.info({ providers: [...providers.keys()], defaultProvider: config.IMAGE_PROVIDER, storage: store.name }, 'ready');
   return {
@@ -114,7 +119,21 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
     runner,
     projectCache: createProjectCache({ maxBytes: config.PROJECT_CACHE_MB * 1024 * 1024, maxAgeMs }),
     projectEvents,
-    singleOwner: Object.freeze({ ownerId: config.OWNER_ID, unowned: true }),
+    singleOwner,
+    authentication:
+      config.AUTH === 'jwt'
+        ? {
+            mode: 'jwt',
+            verifier: createTokenVerifier({
+              jwksUrl: config.JWT_JWKS_URL,
+              secret: config.JWT_SECRET,
+              audience: config.JWT_AUDIENCE,
+              issuer: config.JWT_ISSUER,
+              allowAnonymous: config.JWT_ALLOW_ANONYMOUS,
+              clockToleranceS: config.JWT_CLOCK_TOLERANCE_S,
+            }),
+          }
+        : { mode: 'none', singleOwner },
     async close() {
       await projectEvents.close();
       await runner.stop(config.SHUTDOWN_GRACE_MS);

@@ -165,7 +165,7 @@ async function viewOf(store: ObjectStore, sql: Sql, row: ProjectRow): Promise<Pr
  * keep theirs.
  */
 export async function readableImages(store: ObjectStore, images: StoredSceneImage[]): Promise<SceneImage[]> {
-  const keys = store.signUrls ? images.flatMap((i) => (i.storageKey ? [i.storageKey] : [])) : [];
+  const keys = store.private && store.signUrls ? images.flatMap((i) => (i.storageKey ? [i.storageKey] : [])) : [];
   const signed = keys.length > 0 ? await store.signUrls!(keys) : new Map<string, string>();
   return images.map(({ storageKey, ...image }) =>
     storageKey && signed.has(storageKey) ? { ...image, url: signed.get(storageKey)! } : image,

@@ -6,6 +6,7 @@ import pRetry from 'p-retry';
 import type { Pool } from '../db/database.ts';
 import { purgeExpiredIdempotencyKeys } from '../db/idempotency.ts';
 import { QUEUE_CHANNEL } from '../db/images.ts';
+import { purgeIdleRateLimits } from '../db/rate-limits.ts';
 import {
   claimQueuedSlots,
   extendLeases,
@@ -125,8 +126,10 @@ export function createRunner(o: RunnerOptions): Runner {
         }
         if (Date.now() - lastPurge >= PURGE_EVERY_MS) {
           lastPurge = Date.now();
-          // Housekeeping: expired keys are harmless (their next use replaces them) but take room.
+          // Housekeeping: expired keys and idle rate-limit state are harmless (their next use
+          // replaces them, an idle limiter row means the same as none) but take room.
           await purgeExpiredIdempotencyKeys(o.sql, IDEMPOTENCY_WINDOW_MS);
+          await purgeIdleRateLimits(o.sql, 60 * 60_000);
         }
         const free = maxHeld - held.size;
         if (free > 0) {

@@ -1,21 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import type { MiddlewareHandler } from 'hono';
 import { AppError } from '../domain/errors.ts';
-import type { Scope } from '../db/scope.ts';
 import type { Logger } from '../log.ts';
 import { parseClientJson } from './client-json.ts';
 import type { AppEnv } from './env.ts';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,200}$/;
 
-/** Request id (echoed when the client sent a sane one), scope, logger, one access log line. */
-export function requestContext(log: Logger, scope: Scope): MiddlewareHandler<AppEnv> {
+/** Request id (echoed when the client sent a sane one), logger, one access log line. */
+export function requestContext(log: Logger): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const given = c.req.header('x-request-id');
     const requestId = given && REQUEST_ID.test(given) ? given : randomUUID();
     const reqLog = log.child({ requestId });
     c.set('requestId', requestId);
-    c.set('scope', scope);
     c.set('log', reqLog);
     const started = performance.now();
     await next();

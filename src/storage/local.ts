@@ -208,6 +208,7 @@ export function createLocalStore(options: { root: string; publicBaseUrl: string;
 
   return Object.assign(store, {
     signedUrlTtlS: signed.ttlS,
+    private: true,
     async signUrls(keys: readonly string[]) {
       const key = urlSecret();
       const expires = signedUrlExpiry(Math.floor(Date.now() / 1000), signed.ttlS);

@@ -24,6 +24,8 @@ export interface ObjectStore {
   signUrls?(keys: readonly string[]): Promise<Map<string, string>>;
   /** How long a signed URL lives, in seconds (so cached answers never outlive them). */
   readonly signedUrlTtlS?: number;
+  /** Objects have no permanent URL: every read signs fresh ones (signUrls), also for rows saved with a URL. */
+  readonly private?: boolean;
 }
 
 /**

@@ -129,6 +129,7 @@ export function createSupabaseStore(options: SupabaseStoreOptions): ObjectStore 
   return {
     name: 'supabase',
     signedUrlTtlS,
+    private: !isPublic,
     async init() {
       let found = await readBucket();
       if (!found) {

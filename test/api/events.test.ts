@@ -9,6 +9,7 @@ import { listProjectImages, type StoredSceneImage } from '../../src/db/images.ts
 import { createProjectEventsHub, type ProjectEventsHub } from '../../src/domain/project-events.ts';
 import type { AppEnv } from '../../src/http/env.ts';
 import { onError } from '../../src/http/errors.ts';
+import { authenticate } from '../../src/http/auth.ts';
 import { requestContext } from '../../src/http/middleware.ts';
 import { eventRoutes } from '../../src/http/routes/events.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
@@ -42,7 +43,8 @@ describe('GET /projects/:id/events, in-process', () => {
   beforeAll(async () => {
     t = await startTestApp({ GENERATION_CONCURRENCY: '4' }, { providers: gated.providers });
     hub = createProjectEventsHub({ sql: t.deps.db.sql, log: t.deps.log });
-    events.use(requestContext(t.deps.log, t.deps.singleOwner));
+    events.use(requestContext(t.deps.log));
+    events.use(authenticate({ mode: 'none', singleOwner: t.deps.singleOwner }));
     events.route('/', eventRoutes({ events: { sql: t.deps.db.sql, store: t.deps.store, hub }, keepAliveMs: 30 }));
     events.onError(onError);
   });

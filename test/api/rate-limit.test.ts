@@ -24,7 +24,7 @@ afterAll(async () => {
 /** The caller's key comes from a test header; no header: a caller the limit does not apply to. */
 function appWith(perMinute: number) {
   const app = new OpenAPIHono<AppEnv>();
-  app.use(requestContext(createLogger('silent'), { ownerId: null, unowned: false }));
+  app.use(requestContext(createLogger('silent')));
   app.use(rateLimitWrites({ sql: db.sql, perMinute, keyOf: (c) => c.req.header('x-test-owner') ?? null }));
   app.get('/things', (c) => c.json({ items: [] }));
   app.post('/things', (c) => c.json({ ok: true }, 201));

@@ -27,7 +27,7 @@ const store = createLocalStore({ root: dir, publicBaseUrl: 'http://sceneworks.te
 
 function appWith(corsOrigins: string[]) {
   const app = new Hono<AppEnv>();
-  app.use(requestContext(createLogger('silent'), { ownerId: '00000000-0000-4000-8000-000000000001', unowned: true }));
+  app.use(requestContext(createLogger('silent')));
   app.use(securityHeaders());
   app.use(corsPolicy(corsOrigins));
   app.use(bodyLimit({ maxSize: 100, onError: (c) => errorResponse(c, new AppError('PAYLOAD_TOO_LARGE', 'too large')) }));

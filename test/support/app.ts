@@ -22,7 +22,14 @@ export interface TestApp {
 
 export async function startTestApp(
   env: Record<string, string> = {},
-  options: { providers?: ReadonlyMap<string, ImageProvider>; db?: TestDatabase; runner?: boolean; wrapStore?: DepsOverrides['wrapStore'] } = {},
+  options: {
+    providers?: ReadonlyMap<string, ImageProvider>;
+    db?: TestDatabase;
+    runner?: boolean;
+    wrapStore?: DepsOverrides['wrapStore'];
+    /** Where log lines go (to read them in a test); default: stdout. */
+    logDestination?: { write(line: string): void };
+  } = {},
 ): Promise<TestApp> {
   const db = options.db ?? (await createTestDatabase());
   const dataDir = await mkdtemp(path.join(tmpdir(), 'sceneworks-test-data-'));
@@ -35,7 +42,7 @@ export async function startTestApp(
     DATABASE_POOL_SIZE: '10',
     ...env,
   });
-  const deps = await createDeps(config, createLogger(config.LOG_LEVEL), { providers: options.providers, wrapStore: options.wrapStore });
+  const deps = await createDeps(config, createLogger(config.LOG_LEVEL, options.logDestination), { providers: options.providers, wrapStore: options.wrapStore });
   const app = createApp(deps);
   if (options.runner !== false) deps.runner.start();
 
