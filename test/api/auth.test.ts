@@ -145,7 +145,8 @@ describe('who may call', () => {
   it('no token, API key or signed-URL token reaches a log line', async () => {
     const mine = await create(aliceToken, 'logged');
     await t.call('GET', '/projects', undefined, bearer('garbage.token.value-that-must-not-be-logged'));
-    await t.app.request(`/projects/${mine}/events?access_token=${encodeURIComponent(aliceToken)}`).then((r) => r.body?.cancel());
+    const stream = await t.app.request(`/projects/${mine}/events?access_token=${encodeURIComponent(aliceToken)}`);
+    await stream.body?.cancel();
     const log = logLines.join('');
     expect(log).toContain('"path":"/projects"'); // the lines are there
     for (const secret of [aliceToken, bobToken, operatorToken, 'garbage.token.value-that-must-not-be-logged', SECRET]) expect(log).not.toContain(secret);
