@@ -1,0 +1,123 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isPublicPath } from '../../src/http/auth.ts';
+import { startFakeJwks, supabaseUserClaims, type FakeJwks } from '../fakes/jwks.ts';
+import { startTestApp, type TestApp } from '../support/app.ts';
+
+/**
+ * Every route, as user A, aimed at user B's resources: a 404 (never a 403, never B's data),
+ * and nothing of B's changes. The routes come from the app itself: a route added without a
+ * case here fails this test, so isolation is decided for each new route, not remembered.
+ */
+let jwks: FakeJwks;
+let t: TestApp;
+let a: Record<string, string>;
+let b: Record<string, string>;
+const userA = randomUUID();
+const userB = randomUUID();
+let theirs: string;
+
+type Call = { method: string; path: string; body?: unknown };
+type Case =
+  /** A route that names one of B's resources: A gets a 404. */
+  | { kind: 'others'; call: (ids: { project: string; sceneIndex: number }) => Call }
+  /** A route over the caller's own things: what A gets or makes is A's alone. */
+  | { kind: 'own'; call: () => Call; check: (res: { status: number; body: any }) => void | Promise<void> };
+
+const CASES: Record<string, Case> = {
+  'POST /projects': {
+    kind: 'own',
+    call: () => ({ method: 'POST', path: '/projects', body: { scenes: [{ prompt: 'a new one of A' }] } }),
+    check: async (res) => {
+      expect(res.status).toBe(202);
+      const [row] = await t.db.sql<{ userId: string }[]>`SELECT user_id FROM content_creation_requests WHERE id = ${res.body.id}`;
+      expect(row!.userId).toBe(userA);
+    },
+  },
+  'GET /projects': {
+    kind: 'own',
+    call: () => ({ method: 'GET', path: '/projects?limit=100' }),
+    check: (res) => {
+      expect(res.status).toBe(200);
+      expect(res.body.items.map((p: any) => p.id)).not.toContain(theirs);
+    },
+  },
+  'GET /projects/:id': { kind: 'others', call: ({ project }) => ({ method: 'GET', path: `/projects/${project}` }) },
+  'GET /project/:id': { kind: 'others', call: ({ project }) => ({ method: 'GET', path: `/project/${project}` }) },
+  'POST /projects/:id/generate': { kind: 'others', call: ({ project }) => ({ method: 'POST', path: `/projects/${project}/generate` }) },
+  'POST /projects/:id/scenes/:sceneIndex/regenerate': {
+    kind: 'others',
+    call: ({ project, sceneIndex }) => ({ method: 'POST', path: `/projects/${project}/scenes/${sceneIndex}/regenerate`, body: { prompt: 'taken over' } }),
+  },
+  'GET /projects/:id/events': { kind: 'others', call: ({ project }) => ({ method: 'GET', path: `/projects/${project}/events` }) },
+};
+/** Routes anyone may call (no token): what they serve is public or protected by its URL (signed, unguessable). */
+const PUBLIC = new Set(['GET /healthz', 'GET /readyz', 'GET /openapi.json', 'GET /docs', 'GET /files/*']);
+
+beforeAll(async () => {
+  jwks = await startFakeJwks();
+  t = await startTestApp({ AUTH: 'jwt', JWT_JWKS_URL: jwks.url, STORAGE_PUBLIC: 'true' });
+  a = { authorization: `Bearer ${await jwks.sign(supabaseUserClaims({ sub: userA }))}` };
+  b = { authorization: `Bearer ${await jwks.sign(supabaseUserClaims({ sub: userB }))}` };
+  const created = await t.call('POST', '/projects', { scenes: [{ prompt: 'B one', voice: 'b' }, { prompt: 'B two' }], imagesPerScene: 2 }, b);
+  theirs = created.body.id;
+  expect(created.status).toBe(202);
+});
+afterAll(async () => {
+  await t.close();
+  await jwks.close();
+});
+
+async function snapshotOfB() {
+  for (let i = 0; i < 400; i++) {
+    const res = await t.call('GET', `/projects/${theirs}`, undefined, b);
+    if (!['queued', 'running'].includes(res.body.status)) {
+      const rows = await t.db.sql`SELECT id, status, generation, storage_key, prompt, image_url FROM generated_images WHERE content_creation_request_id = ${theirs} ORDER BY id`;
+      const [project] = await t.db.sql`SELECT user_id, title, generated_output, settings, metadata, updated_at FROM content_creation_requests WHERE id = ${theirs}`;
+      return { answer: res.body, rows, project };
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error("B's project never finished");
+}
+
+describe('owner isolation on every route', () => {
+  it('has a case for every route the app serves, and no route is public by accident', () => {
+    const routes = [...new Set(t.app.routes.filter((r) => r.method !== 'ALL').map((r) => `${r.method} ${r.path.replace(/^\/docs\/scalar-[^/]+\.js$/, '/docs/*.js')}`))];
+    const missing = routes.filter((route) => !CASES[route] && !PUBLIC.has(route) && route !== 'GET /docs/*.js');
+    expect(missing, 'routes without an isolation case').toEqual([]);
+    for (const route of routes) {
+      const path = route.split(' ')[1]!.replace(':id', randomUUID()).replace(':sceneIndex', '1').replace('*', 'x');
+      expect(isPublicPath(path), route).toBe(PUBLIC.has(route) || route === 'GET /docs/*.js');
+    }
+  });
+
+  it("A aimed at B's resources: 404 everywhere, and B's project, rows and images are exactly as they were", async () => {
+    const before = await snapshotOfB();
+    const ids = { project: theirs, sceneIndex: 1 };
+    for (const [route, c] of Object.entries(CASES)) {
+      const call = c.kind === 'others' ? c.call(ids) : c.call();
+      const res = await t.call(call.method, call.path, call.body, a);
+      if (c.kind === 'others') {
+        expect(res.status, route).toBe(404);
+        expect(res.body.error.code, route).toBe('NOT_FOUND');
+        expect(JSON.stringify(res.body), route).not.toContain('B one');
+      } else {
+        await c.check(res);
+      }
+    }
+    // An unknown project is the same 404: nothing tells an existing foreign id from a missing one.
+    const unknown = await t.call('GET', `/projects/${randomUUID()}`, undefined, a);
+    const foreign = await t.call('GET', `/projects/${theirs}`, undefined, a);
+    expect({ status: foreign.status, code: foreign.body.error.code }).toEqual({ status: unknown.status, code: unknown.body.error.code });
+    expect(foreign.body.error.message).toBe(unknown.body.error.message);
+
+    const after = await snapshotOfB();
+    expect(after.rows).toEqual(before.rows);
+    expect(after.project).toEqual(before.project);
+    expect(after.answer).toEqual(before.answer);
+    for (const url of after.answer.generatedOutput.scenes.flatMap((s: any) => s.imageUrls)) {
+      expect((await t.app.request(new URL(url).pathname)).status).toBe(200);
+    }
+  });
+});
