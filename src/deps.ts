@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { createTokenVerifier } from './auth/tokens.ts';
-import type { Config } from './config.ts';
+import { isLoopbackHost, type Config } from './config.ts';
 import { openDatabase, type Database } from './db/database.ts';
 import { migrate } from './db/migrate.ts';
 import type { Scope } from './db/scope.ts';
@@ -107,6 +107,10 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
   // A cached answer must never outlive the signed URLs inside it.
   const maxAgeMs = store.signedUrlTtlS ? Math.min(60_000, (store.signedUrlTtlS * 1000) / 4) : 60_000;
   const singleOwner: Scope = Object.freeze({ ownerId: config.OWNER_ID, unowned: true });
+  if (config.AUTH === 'none' && !isLoopbackHost(config.HOST)) {
+    // Only reachable with ALLOW_UNAUTHENTICATED=true (config refuses it otherwise).
+    log.warn({ host: config.HOST }, 'AUTH=none on a non-loopback address: anyone who reaches this port can use every project (ALLOW_UNAUTHENTICATED=true)');
+  }
   const projectEvents = createProjectEventsHub({ sql: db.sql, log: log.child({ component: 'events' }) });
   log.info({ providers: [...providers.keys()], defaultProvider: config.IMAGE_PROVIDER, storage: store.name }, 'ready');
   return {

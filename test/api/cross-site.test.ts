@@ -84,7 +84,12 @@ describe('DNS rebinding: bound to loopback, only our own host names are answered
 
   it('bound to every interface, any host is answered unless ALLOWED_HOSTS lists them', async () => {
     // (Without authentication, binding every interface needs ALLOW_UNAUTHENTICATED=true.)
-    const open = await startTestApp({ HOST: '0.0.0.0', ALLOW_UNAUTHENTICATED: 'true' }, { db: t.db, runner: false });
+    const lines: string[] = [];
+    const open = await startTestApp(
+      { HOST: '0.0.0.0', ALLOW_UNAUTHENTICATED: 'true', LOG_LEVEL: 'warn' },
+      { db: t.db, runner: false, logDestination: { write: (line: string) => void lines.push(line) } },
+    );
+    expect(lines.join('')).toContain('AUTH=none on a non-loopback address');
     const listed = await startTestApp({ HOST: '0.0.0.0', ALLOW_UNAUTHENTICATED: 'true', ALLOWED_HOSTS: 'images.example' }, { db: t.db, runner: false });
     try {
       expect((await open.app.request('http://anything.example/healthz')).status).toBe(200);
