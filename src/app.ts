@@ -1,7 +1,7 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
 import type { Deps } from './deps.ts';
-import { AppError } from './domain/errors.ts';
+import { AppError } from './errors.ts';
 import type { AppEnv } from './http/env.ts';
 import { errorResponse, onError } from './http/errors.ts';
 import { authenticate } from './http/auth.ts';

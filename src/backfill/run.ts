@@ -1,7 +1,7 @@
 import { countExistingSlots, countProjects, insertBackfillImages, readProjectBatch, slotsOfProjects, type BackfillImage } from '../db/backfill.ts';
 import type { Pool } from '../db/database.ts';
 import { removeLegacyImageUrls } from '../db/projects.ts';
-import { planLegacyImages, prunableScenes, SKIP_REASONS, type LegacySkip, type SkipReason } from '../domain/legacy.ts';
+import { planLegacyImages, prunableScenes, SKIP_REASONS, type LegacySkip, type SkipReason } from '../projects/legacy.ts';
 
 export interface BackfillOptions {
   batchSize: number;

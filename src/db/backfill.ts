@@ -1,4 +1,4 @@
-import type { LegacyImage } from '../domain/legacy.ts';
+import type { LegacyImage } from '../projects/legacy.ts';
 import type { Sql } from './database.ts';
 
 export interface LegacyProjectRow {

@@ -1,5 +1,5 @@
-import type { SceneImage } from '../domain/merge.ts';
-import type { ImageStatus } from '../domain/progress.ts';
+import type { SceneImage } from '../projects/merge.ts';
+import type { ImageStatus } from '../projects/progress.ts';
 import { toIso, type Sql } from './database.ts';
 
 export interface NewSlot {

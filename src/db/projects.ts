@@ -127,7 +127,7 @@ export interface ListProjectsQuery {
 /**
  * One page of the scope's projects, newest first, with per-status slot counts. Keyset
  * pagination on (created_at, id) so page N costs the same as page 1. The status filter
- * uses the same derivation as projectStatus() in domain/progress.ts.
+ * uses the same derivation as projectStatus() in projects/progress.ts.
  */
 export async function listProjectSummaries(sql: Sql, q: ListProjectsQuery): Promise<ProjectSummaryRow[]> {
   return sql<ProjectSummaryRow[]>`

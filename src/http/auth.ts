@@ -1,7 +1,7 @@
 import type { MiddlewareHandler } from 'hono';
 import { SigningKeysUnavailableError, TokenError, type TokenVerifier } from '../auth/tokens.ts';
 import type { Scope } from '../db/scope.ts';
-import { AppError } from '../domain/errors.ts';
+import { AppError } from '../errors.ts';
 import type { AppEnv } from './env.ts';
 
 const REALM = 'Bearer realm="sceneworks"';

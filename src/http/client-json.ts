@@ -1,4 +1,4 @@
-import { AppError, type ErrorDetail } from '../domain/errors.ts';
+import { AppError, type ErrorDetail } from '../errors.ts';
 
 /**
  * How deep client JSON may nest. Generous for any real scene or metadata, and far below

@@ -2,7 +2,7 @@ import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { ZodError } from 'zod';
-import { AppError, type ErrorCode, type ErrorDetail } from '../domain/errors.ts';
+import { AppError, type ErrorCode, type ErrorDetail } from '../errors.ts';
 import type { AppEnv } from './env.ts';
 
 /** One exhaustive mapping from error code to HTTP status. */

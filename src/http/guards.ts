@@ -1,6 +1,6 @@
 import type { MiddlewareHandler } from 'hono';
 import { isLoopbackHost } from '../config.ts';
-import { AppError } from '../domain/errors.ts';
+import { AppError } from '../errors.ts';
 import type { AppEnv } from './env.ts';
 
 const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '[::1]'];

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { MiddlewareHandler } from 'hono';
-import { AppError } from '../domain/errors.ts';
+import { AppError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { parseClientJson } from './client-json.ts';
 import type { AppEnv } from './env.ts';

@@ -1,7 +1,7 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import type { Pool } from '../db/database.ts';
 import { takeWriteToken, type WriteToken } from '../db/rate-limits.ts';
-import { AppError } from '../domain/errors.ts';
+import { AppError } from '../errors.ts';
 import type { AppEnv } from './env.ts';
 
 /** Reads change nothing and are never limited; OPTIONS is a CORS preflight. */

@@ -1,8 +1,8 @@
 import { z } from '@hono/zod-openapi';
-import { ASPECT_RATIOS } from '../domain/aspect-ratio.ts';
-import { ERROR_CODES } from '../domain/errors.ts';
-import { IMAGE_STATUSES } from '../domain/progress.ts';
-import { MAX_SCENE_INDEX } from '../domain/scene-index.ts';
+import { ASPECT_RATIOS } from '../generation/aspect-ratio.ts';
+import { ERROR_CODES } from '../errors.ts';
+import { IMAGE_STATUSES } from '../projects/progress.ts';
+import { MAX_SCENE_INDEX } from '../projects/scene-index.ts';
 
 const PROJECT_STATUSES = ['queued', 'running', 'completed', 'partial', 'failed'] as const;
 const METADATA_MAX_BYTES = 16 * 1024;

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { maxHeaderSize, STATUS_CODES, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { createAdaptorServer } from '@hono/node-server';
-import type { ErrorCode } from '../domain/errors.ts';
+import type { ErrorCode } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { statusOf } from './errors.ts';
 

@@ -1,5 +1,5 @@
 import type { ZodError } from 'zod';
-import { AppError } from '../domain/errors.ts';
+import { AppError } from '../errors.ts';
 import { validationError } from './errors.ts';
 
 const WHERE: Record<string, string> = { json: 'body', query: 'query', param: 'path', header: 'headers' };

@@ -1,5 +1,5 @@
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError } from 'openai';
-import type { AspectRatio } from '../domain/aspect-ratio.ts';
+import type { AspectRatio } from '../generation/aspect-ratio.ts';
 import { badResponse, httpFailure, isAbortError, networkFailure } from './errors.ts';
 import { downloadImage, fromBase64, probeImage } from './image-bytes.ts';
 import { ProviderError, type GeneratedImage, type GenerateRequest, type ImageProvider } from './provider.ts';

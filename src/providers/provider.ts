@@ -1,4 +1,4 @@
-import type { AspectRatio } from '../domain/aspect-ratio.ts';
+import type { AspectRatio } from '../generation/aspect-ratio.ts';
 
 export interface GenerateRequest {
   /** The scene's prompt. */

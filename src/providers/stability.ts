@@ -1,4 +1,4 @@
-import type { AspectRatio } from '../domain/aspect-ratio.ts';
+import type { AspectRatio } from '../generation/aspect-ratio.ts';
 import { httpFailure, isAbortError, networkFailure } from './errors.ts';
 import { probeImage } from './image-bytes.ts';
 import { ProviderError, type GeneratedImage, type GenerateRequest, type ImageProvider } from './provider.ts';

@@ -6,7 +6,7 @@ import { OpenAPIHono } from '@hono/zod-openapi';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listProjectImages, type StoredSceneImage } from '../../src/db/images.ts';
-import { createProjectEventsHub, type ProjectEventsHub } from '../../src/domain/project-events.ts';
+import { createProjectEventsHub, type ProjectEventsHub } from '../../src/events/project-events.ts';
 import type { AppEnv } from '../../src/http/env.ts';
 import { onError } from '../../src/http/errors.ts';
 import { authenticate } from '../../src/http/auth.ts';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import { createProject } from '../../src/domain/projects.ts';
+import { createProject } from '../../src/projects/projects.ts';
 import { createLocalProvider } from '../../src/providers/local.ts';
 import type { ImageProvider } from '../../src/providers/provider.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';

@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IMAGE_SIZES } from '../../src/domain/aspect-ratio.ts';
+import { IMAGE_SIZES } from '../../src/generation/aspect-ratio.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 
 let t: TestApp;

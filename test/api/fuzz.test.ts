@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ERROR_CODES } from '../../src/domain/errors.ts';
+import { ERROR_CODES } from '../../src/errors.ts';
 import { startFakeJwks, supabaseUserClaims, type FakeJwks } from '../fakes/jwks.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 

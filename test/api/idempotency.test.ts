@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { purgeExpiredIdempotencyKeys } from '../../src/db/idempotency.ts';
 import { LOCAL_OWNER_ID } from '../../src/deps.ts';
-import { createProject, generateMissing, getProject, regenerateScene, type ProjectsContext } from '../../src/domain/projects.ts';
+import { createProject, generateMissing, getProject, regenerateScene, type ProjectsContext } from '../../src/projects/projects.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { gatedLocalProvider, until } from '../support/gated-provider.ts';
 

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createProject } from '../../src/domain/projects.ts';
+import { createProject } from '../../src/projects/projects.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 
 let t: TestApp;

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AppError } from '../../src/domain/errors.ts';
+import { AppError } from '../../src/errors.ts';
 import type { AppEnv } from '../../src/http/env.ts';
 import { onError } from '../../src/http/errors.ts';
 import { requestContext } from '../../src/http/middleware.ts';

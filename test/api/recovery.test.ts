@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { imageKey } from '../../src/domain/storage-key.ts';
+import { imageKey } from '../../src/generation/storage-key.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 
 let t: TestApp;

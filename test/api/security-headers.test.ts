@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AppError } from '../../src/domain/errors.ts';
+import { AppError } from '../../src/errors.ts';
 import type { AppEnv } from '../../src/http/env.ts';
 import { errorResponse, onError } from '../../src/http/errors.ts';
 import { requestGuards } from '../../src/http/guards.ts';

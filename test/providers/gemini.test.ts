@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { AspectRatio } from '../../src/domain/aspect-ratio.ts';
+import type { AspectRatio } from '../../src/generation/aspect-ratio.ts';
 import { isAbortError } from '../../src/providers/errors.ts';
 import { createGeminiProvider } from '../../src/providers/gemini.ts';
 import { ProviderError, type GenerateRequest, type ImageProvider } from '../../src/providers/provider.ts';

@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { ASPECT_RATIOS, IMAGE_SIZES, type AspectRatio } from '../../src/domain/aspect-ratio.ts';
+import { ASPECT_RATIOS, IMAGE_SIZES, type AspectRatio } from '../../src/generation/aspect-ratio.ts';
 import { isAbortError } from '../../src/providers/errors.ts';
 import { createLocalProvider } from '../../src/providers/local.ts';
 import { ProviderError, type GenerateRequest } from '../../src/providers/provider.ts';

@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { IMAGE_SIZES, type AspectRatio } from '../../src/domain/aspect-ratio.ts';
+import { IMAGE_SIZES, type AspectRatio } from '../../src/generation/aspect-ratio.ts';
 import { isAbortError } from '../../src/providers/errors.ts';
 import { createOpenAIProvider } from '../../src/providers/openai.ts';
 import { ProviderError, type GenerateRequest, type ImageProvider } from '../../src/providers/provider.ts';

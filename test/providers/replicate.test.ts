@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { AspectRatio } from '../../src/domain/aspect-ratio.ts';
+import type { AspectRatio } from '../../src/generation/aspect-ratio.ts';
 import { ProviderError, type GenerateRequest, type ImageProvider } from '../../src/providers/provider.ts';
 import { createReplicateProvider } from '../../src/providers/replicate.ts';
 import { startFakeReplicate, type FakeReplicate } from '../fakes/replicate.ts';

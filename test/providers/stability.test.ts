@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { AspectRatio } from '../../src/domain/aspect-ratio.ts';
+import type { AspectRatio } from '../../src/generation/aspect-ratio.ts';
 import { ProviderError, type GenerateRequest, type ImageProvider } from '../../src/providers/provider.ts';
 import { createStabilityProvider } from '../../src/providers/stability.ts';
 import { fakeImageSize, startFakeStability, type FakeStability } from '../fakes/stability.ts';

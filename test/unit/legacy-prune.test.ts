@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { planLegacyImages, prunableScenes } from '../../src/domain/legacy.ts';
+import { planLegacyImages, prunableScenes } from '../../src/projects/legacy.ts';
 
 const u = (n: number) => `https://old.test/${n}.png`;
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mergeScenes, type SceneImage } from '../../src/domain/merge.ts';
+import { mergeScenes, type SceneImage } from '../../src/projects/merge.ts';
 
 function image(sceneIndex: number, imageIndex: number, over: Partial<SceneImage> = {}): SceneImage {
   return {

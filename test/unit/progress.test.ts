@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { countProgress, projectStatus } from '../../src/domain/progress.ts';
-import { sceneIndexOf } from '../../src/domain/scene-index.ts';
-import { imageKey } from '../../src/domain/storage-key.ts';
-import { fullPromptOf } from '../../src/domain/prompt.ts';
+import { countProgress, projectStatus } from '../../src/projects/progress.ts';
+import { sceneIndexOf } from '../../src/projects/scene-index.ts';
+import { imageKey } from '../../src/generation/storage-key.ts';
+import { fullPromptOf } from '../../src/generation/prompt.ts';
 
 describe('project status', () => {
   const status = (...s: Parameters<typeof countProgress>[0] extends Iterable<infer T> ? T[] : never) => projectStatus(countProgress(s));

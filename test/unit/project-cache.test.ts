@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createProjectCache } from '../../src/domain/project-cache.ts';
+import { createProjectCache } from '../../src/projects/project-cache.ts';
 
 describe('project cache', () => {
   it('answers only for the version an entry was filed under', () => {

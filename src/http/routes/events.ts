@@ -1,6 +1,6 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { streamSSE } from 'hono/streaming';
-import { openProjectEvents, type ProjectEventsContext } from '../../domain/project-events.ts';
+import { openProjectEvents, type ProjectEventsContext } from '../../events/project-events.ts';
 import type { AppEnv } from '../env.ts';
 import { ErrorBody, ProjectIdParam } from '../schemas.ts';
 import { validationHook } from '../validation.ts';

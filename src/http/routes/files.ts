@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { Hono } from 'hono';
-import { AppError } from '../../domain/errors.ts';
+import { AppError } from '../../errors.ts';
 import type { LocalObjectStore } from '../../storage/local.ts';
 import type { AppEnv } from '../env.ts';
 

@@ -1,6 +1,6 @@
 import { Hono } from 'hono';
 import type { Sql } from '../../db/database.ts';
-import { AppError } from '../../domain/errors.ts';
+import { AppError } from '../../errors.ts';
 import type { AppEnv } from '../env.ts';
 
 export function opsRoutes(sql: Sql) {

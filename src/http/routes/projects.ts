@@ -1,14 +1,14 @@
 import { createHash } from 'node:crypto';
 import { createRoute, OpenAPIHono, type z } from '@hono/zod-openapi';
-import { AppError } from '../../domain/errors.ts';
+import { AppError } from '../../errors.ts';
 import {
   createProject,
   generateMissing,
   readProjectJson,
   regenerateScene,
   type ProjectsContext,
-} from '../../domain/projects.ts';
-import { listProjects } from '../../domain/project-list.ts';
+} from '../../projects/projects.ts';
+import { listProjects } from '../../projects/project-list.ts';
 import type { AppEnv } from '../env.ts';
 import { jsonBody, noBody } from '../middleware.ts';
 import {

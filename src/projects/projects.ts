@@ -31,7 +31,7 @@ import { lockOwnerQueue, pendingOfOwner } from '../db/owner-queue.ts';
 import { keyOwnerOf, type Scope } from '../db/scope.ts';
 import type { Logger } from '../log.ts';
 import type { ObjectStore } from '../storage/store.ts';
-import { AppError, notFound } from './errors.ts';
+import { AppError, notFound } from '../errors.ts';
 import { planLegacyImages } from './legacy.ts';
 import type { SceneImage } from './merge.ts';
 import type { ProjectCache } from './project-cache.ts';

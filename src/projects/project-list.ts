@@ -1,7 +1,7 @@
 import { toIso } from '../db/database.ts';
 import { listProjectSummaries } from '../db/projects.ts';
 import type { Scope } from '../db/scope.ts';
-import { AppError } from './errors.ts';
+import { AppError } from '../errors.ts';
 import { projectStatus, type ProjectStatus } from './progress.ts';
 import type { ProjectsContext } from './projects.ts';
 

@@ -4,10 +4,10 @@ import type { Scope } from '../db/scope.ts';
 import { listProjectImages, type StoredSceneImage } from '../db/images.ts';
 import type { Logger } from '../log.ts';
 import type { ObjectStore } from '../storage/store.ts';
-import { AppError, notFound } from './errors.ts';
-import type { SceneImage } from './merge.ts';
-import { countProgress, projectStatus, type Progress, type ProjectStatus } from './progress.ts';
-import { readableImages } from './projects.ts';
+import { AppError, notFound } from '../errors.ts';
+import type { SceneImage } from '../projects/merge.ts';
+import { countProgress, projectStatus, type Progress, type ProjectStatus } from '../projects/progress.ts';
+import { readableImages } from '../projects/projects.ts';
 
 /** What GET /projects/:id/events sends. */
 export type ProjectEvent =
