@@ -62,6 +62,8 @@ export const ConfigSchema = z
     RATE_LIMIT_PER_MIN: int(0, 1_000_000).optional(),
     /** Queued + running slots one owner may have; a project that would pass it is refused. */
     MAX_PENDING_SLOTS_PER_OWNER: int(1, 100_000_000).default(10_000),
+    /** Images a regenerate replaced, kept per slot as versions (0: removed at once). */
+    IMAGE_VERSIONS_KEPT: int(0, 1000).default(10),
     /** Other origins (scheme://host[:port]) whose pages may call the API from a browser. */
     CORS_ORIGINS: list(z.url({ protocol: /^https?$/ }).transform((u) => new URL(u).origin)).default([]),
     /** Host names this service answers for (besides its PUBLIC_BASE_URL's, and loopback names when bound to loopback). */

@@ -103,6 +103,7 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
     maxAttempts: config.MAX_ATTEMPTS,
     retryBaseMs: config.RETRY_BASE_MS,
     providerTimeoutMs: config.PROVIDER_TIMEOUT_MS,
+    versionsKept: config.IMAGE_VERSIONS_KEPT,
   });
   // A cached answer must never outlive the signed URLs inside it.
   const maxAgeMs = store.signedUrlTtlS ? Math.min(60_000, (store.signedUrlTtlS * 1000) / 4) : 60_000;

@@ -20,7 +20,7 @@ export interface AssignOwnerSummary {
 /**
  * Gives projects that have no owner (adopted legacy rows) an owner, in batches: each batch
  * is one short transaction, so the run can be stopped at any point and run again; it goes on
- * with what is still unowned. Their pending slots are charged to the owner (quota, fairness).
+ * with what is still unowned. Their images become the owner's (gallery), pending slots included (quota, fairness).
  * An Idempotency-Key the owner already uses elsewhere is dropped from the adopted project
  * (a key is unique per owner), never the owner's own.
  */
@@ -47,8 +47,8 @@ export async function assignOwner(sql: Pool, o: AssignOwnerOptions): Promise<Ass
         RETURNING c.id`;
       const batch = rows.map((r) => r.id);
       if (batch.length > 0) {
-        await tx`UPDATE generated_images SET owner_id = ${o.ownerId}
-                 WHERE content_creation_request_id = ANY(${batch}::uuid[]) AND status IN ('queued', 'running')`;
+        await tx`UPDATE generated_images SET owner_id = ${o.ownerId} WHERE content_creation_request_id = ANY(${batch}::uuid[])`;
+        await tx`UPDATE image_versions SET owner_id = ${o.ownerId} WHERE content_creation_request_id = ANY(${batch}::uuid[])`;
       }
       return batch;
     });

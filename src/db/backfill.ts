@@ -41,11 +41,12 @@ export type BackfillImage = LegacyImage & { projectId: string };
 export async function insertBackfillImages(sql: Sql, images: readonly BackfillImage[]): Promise<number> {
   if (images.length === 0) return 0;
   const result = await sql`
-    INSERT INTO generated_images (content_creation_request_id, scene_index, image_index, status, image_url, details)
-    SELECT i.project_id, i.scene_index, i.image_index, 'succeeded', i.url, '{"source": "legacy"}'::jsonb
+    INSERT INTO generated_images (content_creation_request_id, scene_index, image_index, status, image_url, details, owner_id)
+    SELECT i.project_id, i.scene_index, i.image_index, 'succeeded', i.url, '{"source": "legacy"}'::jsonb, p.user_id
     FROM unnest(${images.map((i) => i.projectId)}::uuid[], ${images.map((i) => i.sceneIndex)}::int[],
                 ${images.map((i) => i.imageIndex)}::int[], ${images.map((i) => i.url)}::text[])
       AS i(project_id, scene_index, image_index, url)
+      JOIN content_creation_requests p ON p.id = i.project_id
     ON CONFLICT (content_creation_request_id, scene_index, image_index) DO NOTHING`;
   return result.count;
 }

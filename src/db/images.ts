@@ -83,8 +83,9 @@ export interface LegacyImage {
 export async function insertLegacyImages(sql: Sql, projectId: string, images: readonly LegacyImage[]): Promise<number> {
   if (images.length === 0) return 0;
   const result = await sql`
-    INSERT INTO generated_images (content_creation_request_id, scene_index, image_index, status, image_url, details)
-    SELECT ${projectId}, s.scene_index, s.image_index, 'succeeded', s.url, '{"source": "legacy"}'::jsonb
+    INSERT INTO generated_images (content_creation_request_id, scene_index, image_index, status, image_url, details, owner_id)
+    SELECT ${projectId}, s.scene_index, s.image_index, 'succeeded', s.url, '{"source": "legacy"}'::jsonb,
+           (SELECT user_id FROM content_creation_requests WHERE id = ${projectId})
     FROM unnest(${images.map((s) => s.sceneIndex)}::int[], ${images.map((s) => s.imageIndex)}::int[], ${images.map((s) => s.url)}::text[])
       AS s(scene_index, image_index, url)
     ON CONFLICT (content_creation_request_id, scene_index, image_index) DO NOTHING`;
@@ -168,6 +169,8 @@ export async function requeueSceneSlots(sql: Sql, projectId: string, sceneIndex:
   const result = await sql`
     UPDATE generated_images g
     SET status = 'queued', generation = g.generation + 1, attempts = 0, error = NULL, prompt = ${prompt},
+        -- The image still served was made from the prompt the slot had (rows from before image_prompt).
+        image_prompt = CASE WHEN g.image_url IS NOT NULL OR g.storage_key IS NOT NULL THEN coalesce(g.image_prompt, g.prompt) END,
         queue_rank = now_rank.r + (g.image_index + 1) * ${q.spacing}, owner_id = ${q.ownerId}::uuid,
         locked_by = NULL, locked_until = NULL, queued_at = clock_timestamp(), updated_at = now()
     FROM (SELECT ${sql.unsafe(QUEUE_NOW)} AS r) now_rank
@@ -175,12 +178,19 @@ export async function requeueSceneSlots(sql: Sql, projectId: string, sceneIndex:
   return result.count;
 }
 
-/** Removes the slots of a scene at or beyond `count`; returns their stored keys. */
+/** Removes the slots of a scene at or beyond `count`, and their kept versions; returns every stored key of them. */
 export async function deleteSurplusSlots(sql: Sql, projectId: string, sceneIndex: number, count: number): Promise<string[]> {
   const rows = await sql<{ storageKey: string | null }[]>`
-    DELETE FROM generated_images
-    WHERE content_creation_request_id = ${projectId} AND scene_index = ${sceneIndex} AND image_index >= ${count}
-    RETURNING storage_key`;
+    WITH doomed AS (
+      DELETE FROM generated_images
+      WHERE content_creation_request_id = ${projectId} AND scene_index = ${sceneIndex} AND image_index >= ${count}
+      RETURNING storage_key
+    )
+    SELECT storage_key FROM doomed
+    UNION ALL
+    -- Read before the cascade removes them (one snapshot for the whole statement).
+    SELECT storage_key FROM image_versions
+    WHERE content_creation_request_id = ${projectId} AND scene_index = ${sceneIndex} AND image_index >= ${count}`;
   return rows.flatMap((r) => (r.storageKey ? [r.storageKey] : []));
 }
 

@@ -29,7 +29,7 @@ export async function claimQueuedSlots(sql: Sql, workerId: string, limit: number
     UPDATE generated_images g
     SET status = 'running', locked_by = ${workerId},
         locked_until = now() + make_interval(secs => ${leaseMs / 1000}),
-        attempts = g.attempts + 1, updated_at = now()
+        attempts = g.attempts + 1, started_at = now(), updated_at = now()
     FROM picked, content_creation_requests p
     WHERE g.id = picked.id AND p.id = g.content_creation_request_id
     RETURNING g.id, g.content_creation_request_id AS project_id, g.scene_index, g.image_index, g.generation,
@@ -46,6 +46,8 @@ export async function extendLeases(sql: Sql, workerId: string, ids: readonly str
 }
 
 export interface SucceededImage {
+  /** The prompt the image was made from (the claim's): the image is stale once its scene's prompt differs. */
+  prompt: string;
   url: string | null;
   storageKey: string;
   fullPrompt: string;
@@ -77,7 +79,7 @@ export interface SucceededSlot {
 
 export interface CommitResult {
   committed: boolean;
-  /** The storage key of the image this one replaced, to remove after commit. */
+  /** The storage key of the image this one replaced when it is not kept as a version: remove it after commit. */
   previousKey: string | null;
 }
 
@@ -85,7 +87,9 @@ export interface CommitResult {
  * Commits generated images to their slots, in one statement for N slots. Each commits only
  * if this worker's claim on it is still the current one (fenced by locked_by, generation
  * and attempts); results are in the order of `items`. Rows are locked in id order, so two
- * concurrent batches can never deadlock.
+ * concurrent batches can never deadlock. The image a slot served until now is kept as a
+ * version in the same statement (unless `keepVersions` is 0: then its key comes back, to
+ * remove); see pruneVersions for the ones past the limit.
  *
  * Invariant: an item is matched to its row by its own position in the batch (`ord`), never
  * by the row id alone. One batch can hold two claims of the same row (a regenerate's new
@@ -96,6 +100,7 @@ export async function markImagesSucceeded(
   sql: Sql,
   workerId: string,
   items: readonly SucceededSlot[],
+  keepVersions: number,
 ): Promise<CommitResult[]> {
   if (items.length === 0) return [];
   const col = <T>(f: (x: SucceededSlot) => T) => items.map(f);
@@ -107,28 +112,65 @@ export async function markImagesSucceeded(
         ${col((x) => x.image.provider)}::text[], ${col((x) => x.image.model)}::text[], ${col((x) => x.image.seed)}::bigint[],
         ${col((x) => x.image.width)}::int[], ${col((x) => x.image.height)}::int[], ${col((x) => x.image.mimeType)}::text[],
         ${col((x) => x.image.bytes)}::bigint[], ${col((x) => x.image.sha256)}::text[],
-        ${col((x) => x.image.revisedPrompt)}::text[], ${col((x) => x.image.providerRequestId)}::text[], ${col((x) => x.retries)}::int[]
+        ${col((x) => x.image.revisedPrompt)}::text[], ${col((x) => x.image.providerRequestId)}::text[], ${col((x) => x.retries)}::int[],
+        ${col((x) => x.image.prompt)}::text[]
       ) WITH ORDINALITY AS i(id, generation, attempts, url, storage_key, full_prompt, provider, model, seed, width, height, mime_type,
-                             bytes, sha256, revised_prompt, provider_request_id, retries, ord)
+                             bytes, sha256, revised_prompt, provider_request_id, retries, image_prompt, ord)
     ), current AS (
-      SELECT g.id, g.storage_key, i.ord FROM generated_images g JOIN input i ON i.id = g.id
+      SELECT g.*, i.ord, (g.image_url IS NOT NULL OR g.storage_key IS NOT NULL) AS has_image
+      FROM generated_images g JOIN input i ON i.id = g.id
       WHERE g.locked_by = ${workerId} AND g.generation = i.generation AND g.attempts = i.attempts AND g.status = 'running'
       ORDER BY g.id
       FOR UPDATE OF g
+    ), kept AS (
+      INSERT INTO image_versions (content_creation_request_id, scene_index, image_index, version, owner_id, image_url, storage_key,
+                                  prompt, full_prompt, revised_prompt, provider, model, seed, width, height, aspect_ratio, mime_type,
+                                  bytes, sha256, provider_request_id, attempts, details, cost_usd, favorite, queued_at, started_at,
+                                  finished_at, created_at)
+      SELECT c.content_creation_request_id, c.scene_index, c.image_index, c.version, c.owner_id, c.image_url, c.storage_key,
+             coalesce(c.image_prompt, c.prompt), c.full_prompt, c.revised_prompt, c.provider, c.model, c.seed, c.width, c.height,
+             c.aspect_ratio, c.mime_type, c.bytes, c.sha256, c.provider_request_id, c.attempts, c.details, c.cost_usd, c.favorite,
+             c.queued_at, c.started_at, c.finished_at, coalesce(c.finished_at, c.updated_at, c.created_at, now())
+      FROM current c WHERE c.has_image AND ${keepVersions} > 0
+      ON CONFLICT (content_creation_request_id, scene_index, image_index, version) DO NOTHING
     )
     UPDATE generated_images g
     SET status = 'succeeded', image_url = i.url, storage_key = i.storage_key, full_prompt = i.full_prompt,
         provider = i.provider, model = i.model, seed = i.seed, width = i.width, height = i.height,
         mime_type = i.mime_type, bytes = i.bytes, sha256 = i.sha256, revised_prompt = i.revised_prompt,
         provider_request_id = i.provider_request_id, attempts = g.attempts + i.retries, error = NULL,
-        locked_by = NULL, locked_until = NULL, updated_at = now()
+        image_prompt = i.image_prompt, favorite = false, cost_usd = NULL,
+        version = greatest(c.versions_made, CASE WHEN c.has_image THEN c.version ELSE 0 END) + 1,
+        versions_made = greatest(c.versions_made, CASE WHEN c.has_image THEN c.version ELSE 0 END) + 1,
+        locked_by = NULL, locked_until = NULL, finished_at = now(), gallery_at = now(), updated_at = now()
     FROM current c JOIN input i ON i.ord = c.ord
     WHERE g.id = c.id
-    RETURNING c.ord::int AS ord, c.storage_key AS previous_key`;
+    RETURNING c.ord::int AS ord, CASE WHEN ${keepVersions} > 0 THEN NULL ELSE c.storage_key END AS previous_key`;
   const byOrd = new Map(rows.map((r) => [r.ord, r.previousKey]));
   return items.map((_, index) =>
     byOrd.has(index + 1) ? { committed: true, previousKey: byOrd.get(index + 1) ?? null } : { committed: false, previousKey: null },
   );
+}
+
+/**
+ * Removes, for these slots, the kept versions past the newest `keep`, and returns their
+ * storage keys (to remove after commit).
+ */
+export async function pruneVersions(sql: Sql, slotIds: readonly string[], keep: number): Promise<string[]> {
+  if (slotIds.length === 0) return [];
+  const rows = await sql<{ storageKey: string | null }[]>`
+    DELETE FROM image_versions v
+    USING (
+      SELECT x.id FROM (
+        SELECT v.id, row_number() OVER (PARTITION BY v.content_creation_request_id, v.scene_index, v.image_index ORDER BY v.version DESC) AS n
+        FROM image_versions v JOIN generated_images g
+          ON (g.content_creation_request_id, g.scene_index, g.image_index) = (v.content_creation_request_id, v.scene_index, v.image_index)
+        WHERE g.id = ANY(${slotIds}::uuid[])
+      ) x WHERE x.n > ${keep}
+    ) doomed
+    WHERE v.id = doomed.id
+    RETURNING v.storage_key`;
+  return rows.flatMap((r) => (r.storageKey ? [r.storageKey] : []));
 }
 
 /**
@@ -147,7 +189,7 @@ export async function markImageFailed(
         full_prompt = coalesce(${failure.fullPrompt}, full_prompt), attempts = attempts + ${failure.retries},
         provider_request_id = coalesce(${failure.providerRequestId}, provider_request_id),
         details = details || jsonb_build_object('errorCode', ${failure.code}::text),
-        locked_by = NULL, locked_until = NULL, updated_at = now()
+        locked_by = NULL, locked_until = NULL, finished_at = now(), gallery_at = now(), updated_at = now()
     WHERE id = ${slot.id} AND locked_by = ${workerId} AND generation = ${slot.generation}
       AND attempts = ${slot.attempts} AND status = 'running'`;
   return result.count === 1;

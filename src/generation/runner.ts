@@ -12,6 +12,7 @@ import {
   extendLeases,
   markImageFailed,
   markImagesSucceeded,
+  pruneVersions,
   recoverExpiredLeases,
   releaseLeases,
   type ClaimedSlot,
@@ -46,6 +47,8 @@ export interface RunnerOptions {
   retryBaseMs: number;
   /** Each provider call is aborted after this long and counts as a transient failure. */
   providerTimeoutMs: number;
+  /** IMAGE_VERSIONS_KEPT: images a regenerate replaced, kept per slot (0: removed at once). */
+  versionsKept: number;
   workerId?: string;
 }
 
@@ -98,10 +101,19 @@ export function createRunner(o: RunnerOptions): Runner {
     maxAttempts: o.maxAttempts,
     retryBaseMs: o.retryBaseMs,
   });
-  const commit = createBatcher<SucceededSlot, CommitResult>(
-    (items) => markImagesSucceeded(o.sql, workerId, items),
-    COMMIT_BATCH,
-  );
+  const commit = createBatcher<SucceededSlot, CommitResult>(async (items) => {
+    const results = await markImagesSucceeded(o.sql, workerId, items, o.versionsKept);
+    if (o.versionsKept > 0) {
+      // Committed already: pruning is housekeeping, and a failure here is retried by the slot's next commit.
+      const slots = items.filter((_, i) => results[i]!.committed).map((item) => item.slot.id);
+      const pruned = await pruneVersions(o.sql, slots, o.versionsKept).catch((err: unknown) => {
+        o.log.warn({ err }, 'could not prune old image versions');
+        return [];
+      });
+      if (pruned.length > 0) void o.store.remove(pruned).catch((err: unknown) => o.log.warn({ err, keys: pruned }, 'could not remove pruned versions'));
+    }
+    return results;
+  }, COMMIT_BATCH);
   let running = false;
   let loop: Promise<void> | undefined;
   const { wake, idle } = createAlarm();
@@ -195,6 +207,7 @@ export function createRunner(o: RunnerOptions): Runner {
       });
       storedKey = key;
       const succeeded: SucceededImage = {
+        prompt,
         url,
         storageKey: key,
         fullPrompt,

@@ -103,8 +103,11 @@ describe('bursts of overlapping regenerates of one scene', () => {
       expect(row.fullPrompt).toBe(row.prompt);
       if (row.sceneIndex === 1) expect(row.prompt).toBe(scene);
     }
-    // Nothing stored is unreferenced, nothing referenced is missing.
-    expect(await filesOf(id)).toEqual(rows.map((r) => r.storageKey).sort());
+    // Nothing stored is unreferenced, nothing referenced is missing: current images and the
+    // versions kept of them (most claims here are superseded before they commit).
+    const versions = await t.db.sql<{ storageKey: string }[]>`
+      SELECT storage_key FROM image_versions WHERE content_creation_request_id = ${id}`;
+    expect(await filesOf(id)).toEqual([...rows, ...versions].map((r) => r.storageKey).sort());
     // What GET serves is what the rows say.
     const served = done.generatedOutput.scenes[0].imageUrls.map((u: string) => u.replace('http://sceneworks.test/files/', ''));
     expect(served).toEqual(rows.filter((r) => r.sceneIndex === 1).map((r) => r.storageKey));

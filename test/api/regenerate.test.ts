@@ -52,8 +52,12 @@ describe('POST /projects/:id/scenes/:sceneIndex/regenerate', () => {
       expect(url).toMatch(/image-\d-g1-a1\.png$/);
       expect((await t.app.request(new URL(url).pathname)).status).toBe(200);
     }
-    // The superseded objects are removed once no row references them.
-    for (const url of oldScene3.imageUrls) expect((await t.app.request(new URL(url).pathname)).status).toBe(404);
+    // The replaced images are kept as versions (IMAGE_VERSIONS_KEPT), their objects still served.
+    for (const url of oldScene3.imageUrls) expect((await t.app.request(new URL(url).pathname)).status).toBe(200);
+    const versions = await t.db.sql<{ storageKey: string; version: number }[]>`
+      SELECT storage_key, version FROM image_versions WHERE content_creation_request_id = ${before.id} AND scene_index = 3 ORDER BY image_index`;
+    expect(versions.map((v) => v.storageKey.split('/').pop())).toEqual(oldScene3.imageUrls.map((u: string) => u.split('/').pop()));
+    expect(versions.map((v) => v.version)).toEqual([1, 1]);
     // Every other scene is exactly as it was.
     for (const i of [0, 1, 3, 4, 5]) expect(after.generatedOutput.scenes[i]).toEqual(before.generatedOutput.scenes[i]);
 
@@ -76,12 +80,15 @@ describe('POST /projects/:id/scenes/:sceneIndex/regenerate', () => {
     const [{ n }] = (await t.db.sql`SELECT count(*)::int AS n FROM generated_images WHERE content_creation_request_id = ${before.id}`) as unknown as [{ n: number }];
     expect(n).toBe(1 + 3);
     expect(after.progress.total).toBe(4);
-    // The surplus slots' objects went with their rows: the scene's folder holds its one image.
+    // The surplus slots' objects, and those of their kept versions, went with their rows: the
+    // scene's folder holds exactly its one slot's image and that slot's versions.
     const { readdir } = await import('node:fs/promises');
-    const [kept] = await t.db.sql<{ storageKey: string }[]>`
-      SELECT storage_key FROM generated_images WHERE content_creation_request_id = ${before.id} AND scene_index = 1`;
+    const kept = await t.db.sql<{ storageKey: string }[]>`
+      SELECT storage_key FROM generated_images WHERE content_creation_request_id = ${before.id} AND scene_index = 1
+      UNION ALL SELECT storage_key FROM image_versions WHERE content_creation_request_id = ${before.id} AND scene_index = 1`;
     await until(() => t.deps.runner.inFlight() === 0, 'every claim to finish');
-    expect(await readdir(`${t.dataDir}/files/projects/${before.id}/scene-1`)).toEqual([kept!.storageKey.split('/').pop()]);
+    expect((await readdir(`${t.dataDir}/files/projects/${before.id}/scene-1`)).sort()).toEqual(kept.map((k) => k.storageKey.split('/').pop()).sort());
+    expect(kept).toHaveLength(3); // image 0: the current one and the two it replaced
   });
 
   it('a regenerate while the previous one is still in flight fences the old work out', async () => {
@@ -102,6 +109,10 @@ describe('POST /projects/:id/scenes/:sceneIndex/regenerate', () => {
     await until(() => t.deps.runner.inFlight() === 0, 'the superseded claim to finish');
     const { readdir } = await import('node:fs/promises');
     const files = await readdir(`${t.dataDir}/files/projects/${before.id}/scene-1`);
-    expect(files).toEqual([row!.storageKey.split('/').pop()]);
+    const versions = await t.db.sql<{ storageKey: string }[]>`SELECT storage_key FROM image_versions WHERE content_creation_request_id = ${before.id}`;
+    // The current image and the one the two regenerates replaced (kept as a version); the
+    // superseded first regenerate's image went, it was never current.
+    expect(files.sort()).toEqual([row!.storageKey, ...versions.map((v) => v.storageKey)].map((k) => k.split('/').pop()).sort());
+    expect(versions).toHaveLength(1);
   });
 });

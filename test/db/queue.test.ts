@@ -53,6 +53,7 @@ async function claimOf(projectId: string, worker: string): Promise<ClaimedSlot> 
 }
 
 const image = (tag: string): SucceededImage => ({
+  prompt: tag,
   url: `http://x/${tag}.png`,
   storageKey: `k/${tag}.png`,
   fullPrompt: tag,
@@ -87,7 +88,7 @@ describe('markImagesSucceeded', () => {
 
     const stale = { slot: { id: old.id, generation: old.generation, attempts: old.attempts }, image: image('stale'), retries: 0 };
     const fresh = { slot: { id: current.id, generation: current.generation, attempts: current.attempts }, image: image('fresh'), retries: 0 };
-    const results = await markImagesSucceeded(db.sql, 'w', currentFirst ? [fresh, stale] : [stale, fresh]);
+    const results = await markImagesSucceeded(db.sql, 'w', currentFirst ? [fresh, stale] : [stale, fresh], 10);
     const byTag = currentFirst ? { fresh: results[0], stale: results[1] } : { stale: results[0], fresh: results[1] };
     expect(byTag.fresh).toEqual({ committed: true, previousKey: null });
     expect(byTag.stale).toEqual({ committed: false, previousKey: null });
@@ -98,8 +99,8 @@ describe('markImagesSucceeded', () => {
     const projectId = await projectWithOneSlot();
     const claim = await claimOf(projectId, 'w1');
     const fence = { id: claim.id, generation: claim.generation, attempts: claim.attempts };
-    expect(await markImagesSucceeded(db.sql, 'w2', [{ slot: fence, image: image('other-worker'), retries: 0 }])).toEqual([{ committed: false, previousKey: null }]);
-    expect(await markImagesSucceeded(db.sql, 'w1', [{ slot: { ...fence, attempts: fence.attempts - 1 }, image: image('old-attempt'), retries: 0 }])).toEqual([
+    expect(await markImagesSucceeded(db.sql, 'w2', [{ slot: fence, image: image('other-worker'), retries: 0 }], 10)).toEqual([{ committed: false, previousKey: null }]);
+    expect(await markImagesSucceeded(db.sql, 'w1', [{ slot: { ...fence, attempts: fence.attempts - 1 }, image: image('old-attempt'), retries: 0 }], 10)).toEqual([
       { committed: false, previousKey: null },
     ]);
     expect(await rowOf(projectId)).toMatchObject({ status: 'running', storageKey: null });
