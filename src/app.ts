@@ -11,6 +11,7 @@ import { corsPolicy, securityHeaders } from './http/security.ts';
 import { requestContext } from './http/middleware.ts';
 import { docsRoutes } from './http/routes/docs.ts';
 import { eventRoutes } from './http/routes/events.ts';
+import { imageVersionRoutes } from './http/routes/image-versions.ts';
 import { fileRoutes } from './http/routes/files.ts';
 import { opsRoutes } from './http/routes/ops.ts';
 import { projectRoutes } from './http/routes/projects.ts';
@@ -62,6 +63,7 @@ export function createApp(deps: Deps) {
   );
 
   app.route('/', eventRoutes({ events: { sql: deps.db.sql, store: deps.store, hub: deps.projectEvents }, keepAliveMs: deps.config.SSE_KEEP_ALIVE_MS }));
+  app.route('/', imageVersionRoutes({ sql: deps.db.sql, store: deps.store, log: deps.log }));
 
   app.doc31('/openapi.json', {
     openapi: '3.1.0',

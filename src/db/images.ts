@@ -25,6 +25,7 @@ export interface ImageRow {
   seed: number | null;
   attempts: number;
   error: string | null;
+  stale: boolean;
   generation: number;
   createdAt: string;
   updatedAt: string;
@@ -92,6 +93,13 @@ export async function insertLegacyImages(sql: Sql, projectId: string, images: re
   return result.count;
 }
 
+/**
+ * Whether the slot's image was made from a prompt other than the slot's, which is its scene's
+ * current prompt (regenerate and scene edits keep them in step). Rows from before image_prompt
+ * existed are never stale.
+ */
+const STALE = `(image_url IS NOT NULL OR storage_key IS NOT NULL) AND image_prompt IS NOT NULL AND image_prompt IS DISTINCT FROM prompt`;
+
 /** An image as the API shows it, plus where it is stored (to sign a URL for a private store). */
 export type StoredSceneImage = SceneImage & { storageKey: string | null };
 
@@ -99,7 +107,7 @@ export type StoredSceneImage = SceneImage & { storageKey: string | null };
 export async function listProjectImages(sql: Sql, projectId: string): Promise<StoredSceneImage[]> {
   const rows = await sql<ImageRow[]>`
     SELECT id, scene_index, image_index, status, image_url, storage_key, width, height, mime_type, bytes, provider, model, seed,
-           attempts, error, coalesce(created_at, updated_at, now()) AS created_at,
+           attempts, error, ${sql.unsafe(STALE)} AS stale, coalesce(created_at, updated_at, now()) AS created_at,
            coalesce(updated_at, created_at, now()) AS updated_at -- legacy rows may lack either
     FROM generated_images WHERE content_creation_request_id = ${projectId}
     ORDER BY scene_index, image_index`;
@@ -123,6 +131,7 @@ function toSceneImage(r: ImageRow): StoredSceneImage {
     seed: r.seed,
     attempts: r.attempts,
     error: r.error,
+    stale: r.stale,
     createdAt: toIso(r.createdAt),
     updatedAt: toIso(r.updatedAt),
   };
@@ -204,4 +213,17 @@ export async function sceneSlotCount(sql: Sql, projectId: string, sceneIndex: nu
     SELECT coalesce(max(image_index) + 1, 0)::int AS n FROM generated_images
     WHERE content_creation_request_id = ${projectId} AND scene_index = ${sceneIndex}`;
   return row?.n ?? 0;
+}
+
+/**
+ * A scene's prompt was edited without regenerating: its slots take the new prompt (queued
+ * ones generate it), and each image already there keeps the prompt it was made from, so it
+ * reads as stale.
+ */
+export async function setSlotPrompts(sql: Sql, projectId: string, sceneIndex: number, prompt: string): Promise<void> {
+  await sql`
+    UPDATE generated_images
+    SET image_prompt = CASE WHEN image_url IS NOT NULL OR storage_key IS NOT NULL THEN coalesce(image_prompt, prompt) END,
+        prompt = ${prompt}, updated_at = now()
+    WHERE content_creation_request_id = ${projectId} AND scene_index = ${sceneIndex} AND prompt IS DISTINCT FROM ${prompt}`;
 }

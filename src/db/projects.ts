@@ -77,6 +77,15 @@ export async function setScenePrompt(sql: Sql, projectId: string, position: numb
     WHERE id = ${projectId}`;
 }
 
+/** Replaces one scene (by position) inside generated_output, under the project's row lock. */
+export async function replaceScene(sql: Sql, projectId: string, position: number, scene: unknown): Promise<void> {
+  await sql`
+    UPDATE content_creation_requests
+    SET generated_output = jsonb_set(generated_output, ${['scenes', String(position)]}::text[], ${sql.json(scene as never)}),
+        updated_at = now()
+    WHERE id = ${projectId}`;
+}
+
 /**
  * Removes the legacy `imageUrls` of the given scene positions from each project's stored
  * JSON, in one statement for many projects, once rows hold those images. Each project's

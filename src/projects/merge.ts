@@ -17,6 +17,8 @@ export interface ImageView {
   seed: number | null;
   attempts: number;
   error: string | null;
+  /** Made from a prompt other than its scene's current one. */
+  stale: boolean;
   createdAt: string;
   updatedAt: string;
 }
@@ -30,6 +32,8 @@ export type SceneView = Record<string, unknown> & {
   index: number;
   imageUrls: (string | null)[];
   images: ImageView[];
+  /** How many of the scene's images are stale. */
+  staleImages: number;
 };
 
 export interface GeneratedOutputView extends Record<string, unknown> {
@@ -61,13 +65,13 @@ export function mergeScenes(generatedOutput: unknown, images: readonly SceneImag
     const index = sceneIndexOf(scene, position);
     const rows = byScene.get(index);
     if (!rows) {
-      return { ...fields, index, imageUrls: legacyUrls(fields.imageUrls), images: [] };
+      return { ...fields, index, imageUrls: legacyUrls(fields.imageUrls), images: [], staleImages: 0 };
     }
     const legacyLength = Array.isArray(fields.imageUrls) ? fields.imageUrls.length : 0;
     const slots = Math.max(rows.length === 0 ? 0 : rows[rows.length - 1]!.imageIndex + 1, legacyLength);
     const imageUrls: (string | null)[] = new Array(slots).fill(null);
     for (const row of rows) imageUrls[row.imageIndex] = row.url;
-    return { ...fields, index, imageUrls, images: rows };
+    return { ...fields, index, imageUrls, images: rows, staleImages: rows.filter((row) => row.stale).length };
   });
   return { ...top, scenes };
 }

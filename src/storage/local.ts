@@ -179,6 +179,12 @@ export function createLocalStore(options: { root: string; publicBaseUrl: string;
       }
       return { url: signed ? null : `${base}/files/${key}` };
     },
+    async removePrefix(prefix) {
+      // A folder of keys: every segment a key segment, so it resolves inside root like a key does.
+      const dir = prefix.endsWith('/') ? resolve(prefix.slice(0, -1)) : undefined;
+      if (!dir) throw new StoreError(`invalid storage prefix: ${prefix}`, { permanent: true, code: 'InvalidKey' });
+      await rm(dir, { recursive: true, force: true });
+    },
     async remove(keys) {
       await Promise.all(
         keys.map(async (key) => {

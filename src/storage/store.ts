@@ -26,6 +26,11 @@ export interface ObjectStore {
   readonly signedUrlTtlS?: number;
   /** Objects have no permanent URL: every read signs fresh ones (signUrls), also for rows saved with a URL. */
   readonly private?: boolean;
+  /**
+   * Removes every object whose key starts with `prefix` (a folder: ends with '/'); nothing
+   * there is not an error. For stores that can list: catches objects no row names any more.
+   */
+  removePrefix?(prefix: string): Promise<void>;
 }
 
 /**

@@ -18,9 +18,11 @@ const userB = randomUUID();
 let theirs: string;
 
 type Call = { method: string; path: string; body?: unknown };
+/** B's things the routes are aimed at: a project, one of its scenes, one of its images and a kept version of it. */
+type Ids = { project: string; sceneIndex: number; image: string; version: number };
 type Case =
   /** A route that names one of B's resources: A gets a 404. */
-  | { kind: 'others'; call: (ids: { project: string; sceneIndex: number }) => Call }
+  | { kind: 'others'; call: (ids: Ids) => Call }
   /** A route over the caller's own things: what A gets or makes is A's alone. */
   | { kind: 'own'; call: () => Call; check: (res: { status: number; body: any }) => void | Promise<void> };
 
@@ -50,6 +52,17 @@ const CASES: Record<string, Case> = {
     call: ({ project, sceneIndex }) => ({ method: 'POST', path: `/projects/${project}/scenes/${sceneIndex}/regenerate`, body: { prompt: 'taken over' } }),
   },
   'GET /projects/:id/events': { kind: 'others', call: ({ project }) => ({ method: 'GET', path: `/projects/${project}/events` }) },
+  'PATCH /projects/:id/scenes/:sceneIndex': {
+    kind: 'others',
+    call: ({ project, sceneIndex }) => ({ method: 'PATCH', path: `/projects/${project}/scenes/${sceneIndex}`, body: { prompt: 'edited by A' } }),
+  },
+  'DELETE /projects/:id': { kind: 'others', call: ({ project }) => ({ method: 'DELETE', path: `/projects/${project}` }) },
+  'GET /images/:id/versions': { kind: 'others', call: ({ image }) => ({ method: 'GET', path: `/images/${image}/versions` }) },
+  'POST /images/:id/versions/:version/restore': {
+    kind: 'others',
+    call: ({ image, version }) => ({ method: 'POST', path: `/images/${image}/versions/${version}/restore` }),
+  },
+  'DELETE /images/:id': { kind: 'others', call: ({ image }) => ({ method: 'DELETE', path: `/images/${image}` }) },
 };
 /** Routes anyone may call (no token): what they serve is public or protected by its URL (signed, unguessable). */
 const PUBLIC = new Set(['GET /healthz', 'GET /readyz', 'GET /openapi.json', 'GET /docs', 'GET /files/*']);
@@ -62,6 +75,9 @@ beforeAll(async () => {
   const created = await t.call('POST', '/projects', { scenes: [{ prompt: 'B one', voice: 'b' }, { prompt: 'B two' }], imagesPerScene: 2 }, b);
   theirs = created.body.id;
   expect(created.status).toBe(202);
+  // A regenerate, so B's images have kept versions too.
+  await snapshotOfB();
+  expect((await t.call('POST', `/projects/${theirs}/scenes/1/regenerate`, { prompt: 'B one again' }, b)).status).toBe(202);
 });
 afterAll(async () => {
   await t.close();
@@ -72,9 +88,10 @@ async function snapshotOfB() {
   for (let i = 0; i < 400; i++) {
     const res = await t.call('GET', `/projects/${theirs}`, undefined, b);
     if (!['queued', 'running'].includes(res.body.status)) {
-      const rows = await t.db.sql`SELECT id, status, generation, storage_key, prompt, image_url FROM generated_images WHERE content_creation_request_id = ${theirs} ORDER BY id`;
+      const rows = await t.db.sql`SELECT id, status, generation, storage_key, prompt, image_url, version, favorite FROM generated_images WHERE content_creation_request_id = ${theirs} ORDER BY id`;
+      const versions = await t.db.sql`SELECT id, version, storage_key FROM image_versions WHERE content_creation_request_id = ${theirs} ORDER BY id`;
       const [project] = await t.db.sql`SELECT user_id, title, generated_output, settings, metadata, updated_at FROM content_creation_requests WHERE id = ${theirs}`;
-      return { answer: res.body, rows, project };
+      return { answer: res.body, rows, versions, project };
     }
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -94,7 +111,10 @@ describe('owner isolation on every route', () => {
 
   it("A aimed at B's resources: 404 everywhere, and B's project, rows and images are exactly as they were", async () => {
     const before = await snapshotOfB();
-    const ids = { project: theirs, sceneIndex: 1 };
+    const [slot] = await t.db.sql<{ id: string }[]>`SELECT id FROM generated_images WHERE content_creation_request_id = ${theirs} AND scene_index = 1 AND image_index = 0`;
+    const [kept] = await t.db.sql<{ version: number }[]>`SELECT version FROM image_versions WHERE content_creation_request_id = ${theirs} AND scene_index = 1 AND image_index = 0`;
+    expect(kept).toBeDefined();
+    const ids: Ids = { project: theirs, sceneIndex: 1, image: slot!.id, version: kept!.version };
     for (const [route, c] of Object.entries(CASES)) {
       const call = c.kind === 'others' ? c.call(ids) : c.call();
       const res = await t.call(call.method, call.path, call.body, a);
@@ -114,6 +134,7 @@ describe('owner isolation on every route', () => {
 
     const after = await snapshotOfB();
     expect(after.rows).toEqual(before.rows);
+    expect(after.versions).toEqual(before.versions);
     expect(after.project).toEqual(before.project);
     expect(after.answer).toEqual(before.answer);
     for (const url of after.answer.generatedOutput.scenes.flatMap((s: any) => s.imageUrls)) {

@@ -17,6 +17,7 @@ function image(sceneIndex: number, imageIndex: number, over: Partial<SceneImage>
     seed: 1,
     attempts: 1,
     error: null,
+    stale: false,
     createdAt: '2026-01-01T00:00:00.000Z',
     updatedAt: '2026-01-01T00:00:00.000Z',
     ...over,
@@ -64,5 +65,15 @@ describe('mergeScenes', () => {
     const copy = structuredClone(stored);
     mergeScenes(stored, [image(1, 0)]);
     expect(stored).toEqual(copy);
+  });
+
+  it('counts the stale images of each scene (0 for scenes without rows)', () => {
+    const merged = mergeScenes({ scenes: [{ prompt: 'a' }, { prompt: 'b', imageUrls: ['https://old.test/x.png'] }] }, [
+      image(1, 0, { stale: true }),
+      image(1, 1),
+      image(1, 2, { stale: true }),
+    ]);
+    expect(merged.scenes.map((s) => s.staleImages)).toEqual([2, 0]);
+    expect(merged.scenes[0]!.images.map((i) => i.stale)).toEqual([true, false, true]);
   });
 });

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createRoute, OpenAPIHono, type z } from '@hono/zod-openapi';
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { AppError } from '../../errors.ts';
 import {
   createProject,
@@ -8,7 +8,9 @@ import {
   regenerateScene,
   type ProjectsContext,
 } from '../../projects/projects.ts';
+import { deleteProject } from '../../projects/deletion.ts';
 import { listProjects } from '../../projects/project-list.ts';
+import { patchScene } from '../../projects/scene-patch.ts';
 import type { AppEnv } from '../env.ts';
 import { jsonBody, noBody } from '../middleware.ts';
 import {
@@ -143,6 +145,42 @@ export function projectRoutes(deps: ProjectRoutesDeps) {
       const key = c.req.valid('header')['idempotency-key'];
       const project = await regenerateScene(deps.projects, c.get('scope'), id, sceneIndex, body, key);
       return c.json(project as z.infer<typeof Project>, 202);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'patch',
+      path: '/projects/{id}/scenes/{sceneIndex}',
+      summary: 'Edit a scene without regenerating (JSON merge patch, RFC 7396)',
+      description: 'Any field of the stored scene but index, imageUrls and images. Images made from another prompt than the new one carry stale: true.',
+      middleware: [jsonBody({ required: true })] as const,
+      request: {
+        params: SceneParams,
+        body: { required: true, content: { 'application/merge-patch+json': { schema: z.record(z.string(), z.unknown()) } } },
+      },
+      responses: { 200: projectResponse('The project with the edited scene'), 400: errors[400], 404: errors[404] },
+    }),
+    async (c) => {
+      const { id, sceneIndex } = c.req.valid('param');
+      // The patch as sent, key for key (zod's copy would drop keys such as "__proto__").
+      const project = await patchScene(deps.projects, c.get('scope'), id, sceneIndex, c.get('body'));
+      return c.json(project as z.infer<typeof Project>, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'delete',
+      path: '/projects/{id}',
+      summary: 'Delete a project, all its images, kept versions and stored objects',
+      middleware: [noBody()] as const,
+      request: { params: ProjectIdParam },
+      responses: { 204: { description: 'Deleted' }, 404: errors[404] },
+    }),
+    async (c) => {
+      await deleteProject(deps.projects, c.get('scope'), c.req.valid('param').id);
+      return c.body(null, 204);
     },
   );
 
