@@ -34,8 +34,8 @@ describe('legacy imageUrls', () => {
       version: 2,
       scenes: [
         // A scene stored without an index carries its effective one (position + 1) in the answer.
-        { ...stored.scenes[0], index: 1, images: [] },
-        { ...stored.scenes[1], images: [] },
+        { ...stored.scenes[0], index: 1, images: [], staleImages: 0 },
+        { ...stored.scenes[1], images: [], staleImages: 0 },
       ],
     });
     expect(res.body.settings).toEqual({ imagesPerScene: 1, aspectRatio: '16:9', style: null, provider: null, model: null });

@@ -84,7 +84,7 @@ describe('POST /projects validation', () => {
     expect(res.status).toBe(202);
     expect(res.body.settings).toEqual({ imagesPerScene: 1, aspectRatio: '16:9', style: null, provider: 'local', model: null });
     // Every scene comes back as sent, plus its effective index; the stored JSON is exactly what was sent.
-    expect(res.body.generatedOutput.scenes.map(({ imageUrls, images, ...rest }: any) => rest)).toEqual([scenes[0], { ...scenes[1], index: 2 }]);
+    expect(res.body.generatedOutput.scenes.map(({ imageUrls, images, staleImages, ...rest }: any) => rest)).toEqual([scenes[0], { ...scenes[1], index: 2 }]);
     const [row] = await t.db.sql<{ generatedOutput: unknown }[]>`SELECT generated_output FROM content_creation_requests WHERE id = ${res.body.id}`;
     expect(row!.generatedOutput).toEqual({ scenes });
   });
