@@ -1,5 +1,5 @@
 import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
-import { link, mkdir, open, readFile, rm, stat } from 'node:fs/promises';
+import { link, mkdir, open, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { StoreError, type ObjectStore } from './store.ts';
 
@@ -13,6 +13,9 @@ const CONTENT_TYPES: Readonly<Record<string, string>> = {
 
 /** A put's bytes are written here first; never served (no image extension), removed with its key. */
 const PARTIAL = '.partial';
+
+/** How much of a file one read of a get's body takes. */
+const READ_CHUNK = 64 * 1024;
 
 /** Each segment: letters, digits, dot, dash, underscore; never '.' or '..'. */
 const SEGMENT = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,200}$/;
@@ -194,6 +197,31 @@ export function createLocalStore(options: { root: string; publicBaseUrl: string;
         }),
       );
     },
+    async get(key) {
+      const file = resolve(key);
+      if (!file) return undefined;
+      let handle: FileHandle;
+      try {
+        handle = await open(file, 'r');
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return undefined;
+        throw new StoreError(`cannot read ${key}: ${(err as Error).message}`, { permanent: false, code, cause: err });
+      }
+      // Opened first, then looked at: a remove in between cannot give a size of one file and the bytes of none.
+      try {
+        const info = await handle.stat();
+        if (!info.isFile()) {
+          await handle.close();
+          return undefined;
+        }
+        const contentType = CONTENT_TYPES[path.extname(file).toLowerCase()] ?? 'application/octet-stream';
+        return { body: fileBody(handle, key), contentType, size: info.size };
+      } catch (err) {
+        await handle.close().catch(() => {});
+        throw new StoreError(`cannot read ${key}: ${(err as Error).message}`, { permanent: false, code: (err as NodeJS.ErrnoException).code, cause: err });
+      }
+    },
     async open(key) {
       const file = resolve(key);
       if (!file) return undefined;
@@ -233,4 +261,40 @@ export function createLocalStore(options: { root: string; publicBaseUrl: string;
       return { granted: true, expiresAt: Number(expires) };
     },
   });
+}
+
+/**
+ * A file's bytes, read one chunk each time the consumer asks for one (highWaterMark 0: nothing is
+ * read ahead), so a slow consumer holds at most one chunk. The file is closed at its end, on an
+ * error and on cancel, whichever comes first.
+ */
+function fileBody(handle: FileHandle, key: string): ReadableStream<Uint8Array> {
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    await handle.close().catch(() => {});
+  };
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        try {
+          const buffer = new Uint8Array(READ_CHUNK);
+          const { bytesRead } = await handle.read(buffer, 0, READ_CHUNK, null);
+          if (bytesRead === 0) {
+            await close();
+            controller.close();
+          } else {
+            controller.enqueue(buffer.subarray(0, bytesRead));
+          }
+        } catch (err) {
+          await close();
+          const code = (err as NodeJS.ErrnoException).code;
+          controller.error(new StoreError(`reading ${key} failed: ${(err as Error).message}`, { permanent: false, code, cause: err }));
+        }
+      },
+      cancel: close,
+    },
+    { highWaterMark: 0 },
+  );
 }

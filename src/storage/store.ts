@@ -15,6 +15,14 @@ export interface ObjectStore {
    * permanently, and leave that object as it is.
    */
   put(key: string, bytes: Uint8Array, contentType: string): Promise<{ url: string | null }>;
+  /**
+   * Reads one object as a stream, never holding the whole object in memory; undefined when there
+   * is no object under `key` (a key of a shape the store never stores included). Throws a
+   * StoreError when the store cannot answer. The caller reads the body to its end or cancels it:
+   * either releases what the read holds (a file, a connection). A body whose source fails or
+   * hangs part way errors with a StoreError.
+   */
+  get(key: string): Promise<StoredObject | undefined>;
   /** Removes objects; removing a missing object is not an error. */
   remove(keys: readonly string[]): Promise<void>;
   /**
@@ -31,6 +39,13 @@ export interface ObjectStore {
    * there is not an error. For stores that can list: catches objects no row names any more.
    */
   removePrefix?(prefix: string): Promise<void>;
+}
+
+/** An object being read: its bytes as they come, its content type, and its size when the store knows it. */
+export interface StoredObject {
+  body: ReadableStream<Uint8Array>;
+  contentType: string;
+  size?: number;
 }
 
 /**

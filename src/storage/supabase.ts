@@ -1,5 +1,9 @@
-import { StorageClient, type StorageError } from '@supabase/storage-js';
+import { StorageApiError, StorageClient, StorageUnknownError, type StorageError } from '@supabase/storage-js';
+import { withReadTimeout } from './read-timeout.ts';
 import { StoreError, type ObjectStore } from './store.ts';
+
+/** Entries per page of a folder listing. */
+const LIST_PAGE = 1000;
 
 export interface SupabaseStoreOptions {
   /** A Supabase project URL (or a Storage API URL with a path): see storageApiUrl. Give this or storageUrl, not both. */
@@ -68,8 +72,9 @@ export function createSupabaseStore(options: SupabaseStoreOptions): ObjectStore 
     const timeout = AbortSignal.timeout(timeoutMs);
     return fetch(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, timeout]) : timeout });
   };
-  // The key lives only inside the client's headers: never in a message, never on the store.
-  const client = new StorageClient(base, { apikey: options.serviceRoleKey, Authorization: `Bearer ${options.serviceRoleKey}` }, timedFetch);
+  // The key lives only inside these headers: never in a message, never on the store.
+  const authHeaders = { apikey: options.serviceRoleKey, Authorization: `Bearer ${options.serviceRoleKey}` };
+  const client = new StorageClient(base, authHeaders, timedFetch);
   const files = client.from(bucket);
   const where = `bucket "${bucket}" at ${base}`;
 
@@ -164,6 +169,46 @@ export function createSupabaseStore(options: SupabaseStoreOptions): ObjectStore 
       }
       return { url: isPublic ? files.getPublicUrl(key).data.publicUrl : null };
     },
+    async get(key) {
+      // A key of another shape was never stored here.
+      if (!isKey(key)) return undefined;
+      // Not the client's download(): it answers a Blob, the whole object in memory. The same route
+      // (GET /object/<bucket>/<key>, authenticated with the service key), read as a stream.
+      // The store's timeout holds for the answer's head and then for each read of its body
+      // (withReadTimeout): a hung server fails the get, a slow reader does not.
+      const request = new AbortController();
+      const timer = setTimeout(() => request.abort(new DOMException(`no answer within ${timeoutMs} ms`, 'TimeoutError')), timeoutMs);
+      const unreadable = `cannot read ${key} from ${where}`;
+      let res: Response;
+      try {
+        res = await fetch(`${base}/object/${bucket}/${key}`, { headers: authHeaders, signal: request.signal });
+        if (!res.ok) {
+          const error = await apiErrorOf(res);
+          const answer = answerOf(error);
+          // No such object; a missing bucket is a configuration problem, not a missing object.
+          if (answer.code === 'NoSuchKey' || (answer.code === undefined && answer.fromStorage && answer.meaning === 404)) return undefined;
+          throw failure(unreadable, error);
+        }
+      } catch (err) {
+        if (err instanceof StoreError) throw err;
+        throw failure(unreadable, new StorageUnknownError((err as Error).message, err));
+      } finally {
+        clearTimeout(timer);
+      }
+      // A compressed answer is decoded on the way: its Content-Length is not the object's size.
+      const length = res.headers.get('content-encoding') ? null : res.headers.get('content-length');
+      const body = withReadTimeout(res.body ?? new ReadableStream<Uint8Array>({ start: (c) => c.close() }), {
+        timeoutMs,
+        onTimeout: (reason) => request.abort(reason),
+        mapError: (err) =>
+          new StoreError(`${unreadable}: the answer broke off: ${(err as Error).message}`, { permanent: false, code: networkCode(err), cause: err }),
+      });
+      return {
+        body,
+        contentType: res.headers.get('content-type') ?? 'application/octet-stream',
+        ...(length !== null && /^\d+$/.test(length) ? { size: Number(length) } : {}),
+      };
+    },
     async remove(keys) {
       // A key of another shape was never stored here: nothing to remove.
       const valid = [...new Set(keys)].filter(isKey);
@@ -172,6 +217,26 @@ export function createSupabaseStore(options: SupabaseStoreOptions): ObjectStore 
         const { error } = await files.remove(batch);
         if (error) throw failure(`cannot remove ${batch.length} objects from ${where}`, error);
       }
+    },
+    async removePrefix(prefix) {
+      // A folder of keys (`projects/<id>/`): every object under it, at any depth. The API lists one
+      // level at a time (folders come back with a null id), so folders are walked; everything is
+      // listed before anything is removed, so removing cannot shift the pages being read.
+      if (!prefix.endsWith('/') || !isKey(`${prefix}x`)) {
+        throw new StoreError(`invalid storage prefix: ${prefix}`, { permanent: true, code: 'InvalidKey' });
+      }
+      const found: string[] = [];
+      const folders = [prefix.slice(0, -1)];
+      while (folders.length > 0) {
+        const folder = folders.pop()!;
+        for (let offset = 0; ; offset += LIST_PAGE) {
+          const { data, error } = await files.list(folder, { limit: LIST_PAGE, offset, sortBy: { column: 'name', order: 'asc' } });
+          if (error) throw failure(`cannot list ${folder}/ in ${where}`, error);
+          for (const entry of data) (entry.id === null ? folders : found).push(`${folder}/${entry.name}`);
+          if (data.length < LIST_PAGE) break;
+        }
+      }
+      await this.remove(found);
     },
     async signUrls(keys) {
       const signed = new Map<string, string>();
@@ -215,6 +280,21 @@ function answerOf(error: StorageError): StorageAnswer {
   // A string statusCode that the client did not make up from the HTTP status, or an error code.
   const fromStorage = status !== undefined && (code !== undefined || (typeof raw === 'string' && raw !== String(status)));
   return { status, meaning, code, fromStorage };
+}
+
+/** An error answer of the Storage API as the client reads one (its handleError), for answerOf and failure. */
+async function apiErrorOf(res: Response): Promise<StorageApiError> {
+  const text = await res.text().catch(() => '');
+  let body: { statusCode?: unknown; code?: unknown; message?: unknown; error?: unknown } | undefined;
+  try {
+    body = JSON.parse(text) as typeof body;
+  } catch {
+    body = undefined;
+  }
+  const code = typeof body?.code === 'string' ? body.code : undefined;
+  const statusCode = String(body?.statusCode ?? code ?? res.status);
+  const message = typeof body?.message === 'string' ? body.message : typeof body?.error === 'string' ? body.error : res.statusText || `HTTP ${res.status} error`;
+  return new StorageApiError(message, res.status, statusCode, 'storage', code);
 }
 
 /** Will the same request fail again? Only for a 4xx meaning that is not "not now". */

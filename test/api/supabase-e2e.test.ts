@@ -49,14 +49,25 @@ describe('STORAGE=supabase', () => {
     // /files is the local store's; with Supabase there is none.
     expect((await t.call('GET', '/files/anything.png')).status).toBe(404);
 
-    // A regenerate removes the superseded objects once the new ones are committed.
+    // A regenerate keeps the images it replaced as versions: their objects stay, two new ones join.
     const before = new Set(stored.map(([k]) => k));
     await t.call('POST', `/projects/${done.id}/scenes/1/regenerate`, {});
     const after = await t.waitForProject(done.id);
-    const keys = [...storage.objects.keys()].filter((k) => k.startsWith(`scenes-public/projects/${done.id}/`));
-    expect(keys).toHaveLength(4);
-    expect(keys.filter((k) => before.has(k))).toHaveLength(2); // scene 2 untouched, scene 1 replaced
+    const projectKeys = () => [...storage.objects.keys()].filter((k) => k.startsWith(`scenes-public/projects/${done.id}/`));
+    const keys = projectKeys();
+    expect(keys).toHaveLength(6);
+    expect(keys.filter((k) => before.has(k))).toHaveLength(4);
     expect(after.generatedOutput.scenes[1]).toEqual(done.generatedOutput.scenes[1]);
+    const replaced = after.generatedOutput.scenes[0].images[0];
+    const versions = await t.call('GET', `/images/${replaced.id}/versions`);
+    expect(versions.body.items.map((v: any) => v.url)).toEqual(expect.arrayContaining([done.generatedOutput.scenes[0].imageUrls[0]]));
+
+    // Deleting the project removes every object it stored, versions and an orphan no row names
+    // (a worker that died after its upload) included: the folder is listed and emptied.
+    storage.objects.set(`scenes-public/projects/${done.id}/scene-9/orphan.png`, { bytes: Buffer.from('x'), contentType: 'image/png', cacheControl: undefined });
+    expect((await t.call('DELETE', `/projects/${done.id}`)).status).toBe(204);
+    expect(projectKeys()).toEqual([]);
+    expect(storage.requests.some((r) => r.route === 'list')).toBe(true);
     await t.close();
   });
 

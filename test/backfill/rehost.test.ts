@@ -224,6 +224,7 @@ describe('rehostLegacyImages', () => {
         return { url: null };
       },
       remove: (keys) => store.remove(keys),
+      get: (key) => store.get(key),
     };
     expect(await rehostLegacyImages(db.sql, privateStore, options({ projectId: project }))).toMatchObject({ rehosted: 1, failed: 0 });
     const r = await row(a!);
@@ -233,7 +234,7 @@ describe('rehostLegacyImages', () => {
 
     const second = await newProject();
     const [b] = await legacyRows(second, [`${origin}/good.jpg`]);
-    const broken: ObjectStore = { name: 'broken', put: async () => Promise.reject(new Error('disk full')), remove: async () => {} };
+    const broken: ObjectStore = { name: 'broken', put: async () => Promise.reject(new Error('disk full')), remove: async () => {}, get: async () => undefined };
     const refused = await rehostLegacyImages(db.sql, broken, options({ projectId: second }));
     expect(refused).toMatchObject({ candidates: 1, rehosted: 0, failed: 1, failedByReason: expect.objectContaining({ store_error: 1 }) });
     expect(await row(b!)).toMatchObject({ status: 'succeeded', imageUrl: `${origin}/good.jpg`, storageKey: null, error: null });

@@ -9,6 +9,7 @@ export type FakeStorageRoute =
   | 'deleteBucket' // DELETE /bucket/{id}
   | 'upload' // POST /object/{bucket}/{path}
   | 'remove' // DELETE /object/{bucket}  {prefixes}
+  | 'list' // POST /object/list/{bucket}  {prefix, limit, offset, sortBy, search}: one folder level
   | 'download' // GET /object/{bucket}/{path}  (authenticated)
   | 'signMany' // POST /object/sign/{bucket}  {expiresIn, paths}
   | 'sign' // POST /object/sign/{bucket}/{path}  {expiresIn}
@@ -220,6 +221,42 @@ export async function startFakeSupabaseStorage(options: FakeStorageOptions = {})
         const removed = prefixes.filter((p: string) => objects.delete(`${bucket}/${p}`));
         return json(res, 200, removed.map((name: string) => ({ name, bucket_id: bucket, id: randomUUID() })));
       }
+      case 'list': {
+        if (!buckets.has(bucket)) return noSuchBucket(res);
+        const b = body as { prefix?: unknown; limit?: unknown; offset?: unknown; sortBy?: { column?: unknown; order?: unknown }; search?: unknown } | undefined;
+        if (typeof b?.prefix !== 'string') return validationError(res, "body must have required property 'prefix'");
+        const limit = b.limit ?? 100;
+        const offset = b.offset ?? 0;
+        if (!Number.isInteger(limit) || (limit as number) < 1) return validationError(res, 'body/limit must be >= 1');
+        if (!Number.isInteger(offset) || (offset as number) < 0) return validationError(res, 'body/offset must be >= 0');
+        const column = b.sortBy?.column ?? 'name';
+        if (!['name', 'updated_at', 'created_at', 'last_accessed_at'].includes(column as string)) {
+          return validationError(res, 'body/sortBy/column must be equal to one of the allowed values');
+        }
+        // One level under the folder: a file as itself, a deeper path as its folder (null id).
+        const folder = b.prefix === '' || b.prefix.endsWith('/') ? b.prefix : `${b.prefix}/`;
+        const entries = new Map<string, boolean>();
+        for (const key of objects.keys()) {
+          if (!key.startsWith(`${bucket}/${folder}`)) continue;
+          const rest = key.slice(bucket.length + 1 + folder.length);
+          const slash = rest.indexOf('/');
+          const name = slash < 0 ? rest : rest.slice(0, slash);
+          if (typeof b.search === 'string' && b.search && !name.toLowerCase().startsWith(b.search.toLowerCase())) continue;
+          entries.set(name, entries.get(name) === true || slash < 0);
+        }
+        const names = [...entries.keys()].sort();
+        if (b.sortBy?.order === 'desc') names.reverse();
+        const now = new Date().toISOString();
+        return json(
+          res,
+          200,
+          names.slice(offset as number, (offset as number) + (limit as number)).map((name) =>
+            entries.get(name)
+              ? { name, id: randomUUID(), updated_at: now, created_at: now, last_accessed_at: now, metadata: { size: objects.get(`${bucket}/${folder}${name}`)?.bytes.length ?? 0 } }
+              : { name, id: null, updated_at: null, created_at: null, last_accessed_at: null, metadata: null },
+          ),
+        );
+      }
       case 'signMany': {
         const b = body as { expiresIn?: unknown; paths?: unknown } | undefined;
         if (!Number.isInteger(b?.expiresIn) || (b!.expiresIn as number) < 1) return validationError(res, 'body/expiresIn must be >= 1');
@@ -328,6 +365,7 @@ function routeOf(method: string, path: string): { route: FakeStorageRoute; bucke
     return undefined;
   }
   if (b === 'public' && c && method === 'GET' && parts.length > 3) return { route: 'publicDownload', ...at(2) };
+  if (b === 'list' && c && method === 'POST' && parts.length === 3) return { route: 'list', ...at(2) };
   if (method === 'DELETE' && parts.length === 2) return { route: 'remove', ...at(1) };
   if (method === 'GET' && parts.length > 2) return { route: 'download', ...at(1) };
   if (method === 'POST' && parts.length > 2) return { route: 'upload', ...at(1) };
