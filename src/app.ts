@@ -10,8 +10,10 @@ import { rateLimitWrites } from './http/rate-limit.ts';
 import { corsPolicy, securityHeaders } from './http/security.ts';
 import { requestContext } from './http/middleware.ts';
 import { docsRoutes } from './http/routes/docs.ts';
+import { downloadRoutes } from './http/routes/downloads.ts';
 import { eventRoutes } from './http/routes/events.ts';
 import { imageVersionRoutes } from './http/routes/image-versions.ts';
+import { imageRoutes } from './http/routes/images.ts';
 import { fileRoutes } from './http/routes/files.ts';
 import { opsRoutes } from './http/routes/ops.ts';
 import { projectRoutes } from './http/routes/projects.ts';
@@ -63,6 +65,8 @@ export function createApp(deps: Deps) {
   );
 
   app.route('/', eventRoutes({ events: { sql: deps.db.sql, store: deps.store, hub: deps.projectEvents }, keepAliveMs: deps.config.SSE_KEEP_ALIVE_MS }));
+  app.route('/', downloadRoutes({ sql: deps.db.sql, store: deps.store }));
+  app.route('/', imageRoutes({ sql: deps.db.sql, store: deps.store }));
   app.route('/', imageVersionRoutes({ sql: deps.db.sql, store: deps.store, log: deps.log }));
 
   app.doc31('/openapi.json', {

@@ -46,6 +46,8 @@ const CASES: Record<string, Case> = {
   },
   'GET /projects/:id': { kind: 'others', call: ({ project }) => ({ method: 'GET', path: `/projects/${project}` }) },
   'GET /project/:id': { kind: 'others', call: ({ project }) => ({ method: 'GET', path: `/project/${project}` }) },
+  'GET /projects/:id/archive': { kind: 'others', call: ({ project }) => ({ method: 'GET', path: `/projects/${project}/archive` }) },
+  'GET /images/:id/download': { kind: 'others', call: ({ image }) => ({ method: 'GET', path: `/images/${image}/download` }) },
   'POST /projects/:id/generate': { kind: 'others', call: ({ project }) => ({ method: 'POST', path: `/projects/${project}/generate` }) },
   'POST /projects/:id/scenes/:sceneIndex/regenerate': {
     kind: 'others',
@@ -63,6 +65,18 @@ const CASES: Record<string, Case> = {
     call: ({ image, version }) => ({ method: 'POST', path: `/images/${image}/versions/${version}/restore` }),
   },
   'DELETE /images/:id': { kind: 'others', call: ({ image }) => ({ method: 'DELETE', path: `/images/${image}` }) },
+  'GET /images': {
+    kind: 'own',
+    call: () => ({ method: 'GET', path: '/images?limit=100' }),
+    check: async (res) => {
+      expect(res.status).toBe(200);
+      const theirImages = await t.db.sql<{ id: string }[]>`SELECT id FROM generated_images WHERE content_creation_request_id = ${theirs}`;
+      expect(theirImages.length).toBeGreaterThan(0);
+      for (const { id } of theirImages) expect(res.body.items.map((i: any) => i.id)).not.toContain(id);
+    },
+  },
+  'GET /images/:id': { kind: 'others', call: ({ image }) => ({ method: 'GET', path: `/images/${image}` }) },
+  'PATCH /images/:id': { kind: 'others', call: ({ image }) => ({ method: 'PATCH', path: `/images/${image}`, body: { favorite: true } }) },
 };
 /** Routes anyone may call (no token): what they serve is public or protected by its URL (signed, unguessable). */
 const PUBLIC = new Set(['GET /healthz', 'GET /readyz', 'GET /openapi.json', 'GET /docs', 'GET /files/*']);
