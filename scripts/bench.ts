@@ -1,5 +1,5 @@
 /**
- * npm run -s bench -- [--json] [--concurrency N] [--http-seconds S] [--only pipeline,throughput,reads,backfill,race]
+ * npm run -s bench -- [--json] [--concurrency N] [--http-seconds S] [--only pipeline,throughput,reads,backfill,race,gallery] [--gallery-images N]
  * (-s keeps npm's banner off stdout, so --json output parses.)
  *
  * Measures, in one run on one embedded PostgreSQL, how close the service comes to what this
@@ -9,7 +9,9 @@
  */
 import { parseArgs } from 'node:util';
 import { measurePipeline, measureThroughput } from './bench/generation.ts';
+import { measureArchive } from './bench/archive.ts';
 import { measureBackfill } from './bench/backfill.ts';
+import { measureGallery } from './bench/gallery.ts';
 import { measureProjectReads } from './bench/http.ts';
 import { measureRace } from './bench/race.ts';
 import { smallPng } from './bench/provider.ts';
@@ -23,6 +25,7 @@ const { values: args } = parseArgs({
     concurrency: { type: 'string', default: '64' },
     'http-seconds': { type: 'string', default: '6' },
     only: { type: 'string' },
+    'gallery-images': { type: 'string', default: '10000000' },
   },
 });
 const throughputConcurrency = Number(args.concurrency);
@@ -50,6 +53,10 @@ try {
   if (want('backfill')) measurements.push(...(await measureBackfill(pg)));
   if (want('race')) progress('5/5 legacy race: 1,000 concurrent image saves into one project, JSON read-modify-write vs row upserts (pool of 10)');
   if (want('race')) measurements.push(...(await measureRace(pg)));
+  if (want('gallery')) progress(`gallery: GET /images on ${Number(args['gallery-images']).toLocaleString('en-US')} images, 10% one owner's (fill, then p50/p99 vs bare SQL)`);
+  if (want('gallery')) measurements.push(...(await measureGallery(pg, Number(args['gallery-images']), progress)));
+  if (want('archive')) progress('archive: GET /projects/:id/archive of 1,000 images of 1 MiB, the service in a process of its own (RSS growth, throughput)');
+  if (want('archive')) measurements.push(...(await measureArchive(pg, progress)));
 } catch (err) {
   console.error('bench: the run crashed:', err);
   process.exitCode = 1;
