@@ -134,51 +134,31 @@ export interface ListProjectsQuery {
 }
 
 /**
- * One page of the scope's projects, newest first, with per-status slot counts. Keyset
- * pagination on (created_at, id) so page N costs the same as page 1. The status filter
- * uses the same derivation as projectStatus() in projects/progress.ts.
+ * One page of the scope's projects, newest first, with per-status slot counts: read from the
+ * project rows, where the slot-counting triggers keep them (migration 1764979200000), so a
+ * page costs the same whatever the projects hold. Keyset pagination on (created_at, id) so
+ * page N costs the same as page 1; a status filter is a range of the (owner, status,
+ * created_at, id) index, never a scan of the projects it skips.
  */
 export async function listProjectSummaries(sql: Sql, q: ListProjectsQuery): Promise<ProjectSummaryRow[]> {
   return sql<ProjectSummaryRow[]>`
-    SELECT * FROM (
-      SELECT p.id, p.title, p.created_at, p.updated_at, c.total, c.queued, c.running, c.succeeded, c.failed,
-        CASE
-          WHEN c.queued + c.running > 0 THEN
-            CASE WHEN c.running = 0 AND c.succeeded + c.failed = 0 THEN 'queued' ELSE 'running' END
-          WHEN c.failed = 0 THEN 'completed'
-          WHEN c.succeeded = 0 THEN 'failed'
-          ELSE 'partial'
-        END AS status
-      FROM ${projectsInScope(sql, q.scope, q.after)} p
-      CROSS JOIN LATERAL (
-        SELECT count(*)::int AS total,
-               count(*) FILTER (WHERE i.status = 'queued')::int AS queued,
-               count(*) FILTER (WHERE i.status = 'running')::int AS running,
-               count(*) FILTER (WHERE i.status = 'succeeded')::int AS succeeded,
-               count(*) FILTER (WHERE i.status = 'failed')::int AS failed
-        FROM generated_images i WHERE i.content_creation_request_id = p.id
-      ) c
-      ORDER BY p.created_at DESC, p.id DESC
-    ) page
-    ${q.status ? sql`WHERE page.status = ${q.status}` : sql``}
-    ORDER BY page.created_at DESC, page.id DESC
+    SELECT p.id, p.title, p.created_at, p.updated_at, p.slots_total AS total, p.slots_queued AS queued,
+           p.slots_running AS running, p.slots_succeeded AS succeeded, p.slots_failed AS failed
+    FROM ${projectsInScope(sql, q.scope, q.after, q.status)} p
+    ORDER BY p.created_at DESC, p.id DESC
     LIMIT ${q.limit}`;
 }
 
 /**
- * A version of everything GET /projects/:id shows, in one cheap query (no row is decoded):
- * the project row's xmin, and the count and the sum of the xmins of its image rows.
- * Invariant: any committed insert, update or delete of those rows changes it. An insert or
- * update writes a tuple whose xmin is its transaction's id, newer than every xmin already
- * committed; so with the count unchanged, the sum strictly grows. Undefined when the
- * project does not exist for this owner.
+ * A version of everything GET /projects/:id shows, from the project row alone: its xmin
+ * changes with every committed change of the row, and the slot-counting triggers bump
+ * images_version (a change of the row too) with every change of its slots a client can see.
+ * One index lookup whatever the project's size. Undefined when the project does not exist
+ * for this owner.
  */
 export async function findProjectVersion(sql: Sql, scope: Scope, id: string): Promise<string | undefined> {
   const rows = await sql<{ version: string }[]>`
-    SELECT p.xmin::text || ':' || (
-      SELECT count(*) || ':' || coalesce(sum(i.xmin::text::bigint), 0)
-      FROM generated_images i WHERE i.content_creation_request_id = p.id
-    ) AS version
+    SELECT p.xmin::text || ':' || p.images_version AS version
     FROM content_creation_requests p WHERE p.id = ${id} AND ${ownedBy(sql, scope, 'p.user_id')}`;
   return rows[0]?.version;
 }

@@ -28,19 +28,21 @@ export function ownedBy(sql: Sql, scope: Scope, column = 'user_id') {
 }
 
 /**
- * The scope's projects (id, title, created_at, updated_at) before a keyset position, as a FROM
- * item. The same rule as ownedBy(), written so that ORDER BY created_at DESC, id DESC LIMIT n
- * streams from an index: one owner's from (user_id, created_at, id), with unowned projects a
- * second ordered scan merged with the first (a MergeAppend, never an OR that reads and sorts
- * them all); everyone's from (created_at, id).
+ * The scope's projects before a keyset position, with a status when given, as a FROM item. The
+ * same rule as ownedBy(), written so that ORDER BY created_at DESC, id DESC LIMIT n streams
+ * from an index: one owner's from (user_id, created_at, id), or (user_id, status, created_at,
+ * id) with a status; with unowned projects a second ordered scan merged with the first (a
+ * MergeAppend, never an OR that reads and sorts them all); everyone's from (created_at, id) or
+ * (status, created_at, id).
  */
-export function projectsInScope(sql: Sql, scope: Scope, before: { createdAt: string; id: string } | null) {
+export function projectsInScope(sql: Sql, scope: Scope, before: { createdAt: string; id: string } | null, status: string | null = null) {
   const keyset = before ? sql`AND (created_at, id) < (${before.createdAt}::timestamptz, ${before.id}::uuid)` : sql``;
-  const columns = sql`id, title, created_at, updated_at`;
+  const withStatus = status === null ? sql`` : sql`AND status = ${status}`;
+  const columns = sql`id, title, created_at, updated_at, slots_total, slots_queued, slots_running, slots_succeeded, slots_failed`;
   if (scope.ownerId === null) {
-    return sql`(SELECT ${columns} FROM content_creation_requests WHERE ${ownedBy(sql, scope)} ${keyset})`;
+    return sql`(SELECT ${columns} FROM content_creation_requests WHERE ${ownedBy(sql, scope)} ${withStatus} ${keyset})`;
   }
-  const owned = sql`SELECT ${columns} FROM content_creation_requests WHERE user_id = ${scope.ownerId} ${keyset}`;
+  const owned = sql`SELECT ${columns} FROM content_creation_requests WHERE user_id = ${scope.ownerId} ${withStatus} ${keyset}`;
   if (!scope.unowned) return sql`(${owned})`;
-  return sql`(${owned} UNION ALL SELECT ${columns} FROM content_creation_requests WHERE user_id IS NULL ${keyset})`;
+  return sql`(${owned} UNION ALL SELECT ${columns} FROM content_creation_requests WHERE user_id IS NULL ${withStatus} ${keyset})`;
 }
