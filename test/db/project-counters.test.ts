@@ -63,7 +63,7 @@ const image = (tag: string) => ({
 
 /** Projects whose row disagrees with their slots: none, whatever ran before. */
 async function disagreeing(): Promise<unknown[]> {
-  return db.sql`
+  const rows = await db.sql`
     SELECT p.id, p.status, p.slots_total, p.slots_queued, p.slots_running, p.slots_succeeded, p.slots_failed, c.*
     FROM content_creation_requests p
     LEFT JOIN LATERAL (
@@ -74,6 +74,7 @@ async function disagreeing(): Promise<unknown[]> {
     ) c ON true
     WHERE (p.slots_total, p.slots_queued, p.slots_running, p.slots_succeeded, p.slots_failed)
           IS DISTINCT FROM (c.total, c.queued, c.running, c.succeeded, c.failed)`;
+  return [...rows];
 }
 
 describe('slot counts on the project row', () => {
