@@ -1,9 +1,8 @@
-import type { AddressInfo } from 'node:net';
-import { serve } from '@hono/node-server';
 import postgres from 'postgres';
 import { connect, type Pool } from '../../src/db/database.ts';
 import { listGallery, type GalleryQuery } from '../../src/db/gallery.ts';
 import type { Scope } from '../../src/db/scope.ts';
+import { listen } from './http.ts';
 import { constantProvider, smallPng } from './provider.ts';
 import { judge, type Measurement } from './report.ts';
 import { startService, type BenchPostgres } from './service.ts';
@@ -150,22 +149,6 @@ async function timeBoth(url: string, sql: Pool, c: Case, requests: number): Prom
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!;
-}
-
-function listen(fetch: (request: Request) => Response | Promise<Response>): Promise<{ url: string; close(): Promise<void> }> {
-  return new Promise((resolve, reject) => {
-    const server = serve({ fetch, hostname: '127.0.0.1', port: 0 }, (info: AddressInfo) => {
-      resolve({
-        url: `http://127.0.0.1:${info.port}`,
-        close: () =>
-          new Promise<void>((done) => {
-            if ('closeAllConnections' in server) server.closeAllConnections();
-            server.close(() => done());
-          }),
-      });
-    });
-    server.once('error', reject);
-  });
 }
 
 /**

@@ -12,13 +12,13 @@ import { startService, type BenchPostgres } from './service.ts';
 
 const run = promisify(execFile);
 
-interface Listening {
+export interface Listening {
   url: string;
   close(): Promise<void>;
 }
 
 /** A real HTTP server on 127.0.0.1 and a free port, as src/main.ts serves the app. */
-function listen(fetch: (request: Request) => Response | Promise<Response>): Promise<Listening> {
+export function listen(fetch: (request: Request) => Response | Promise<Response>): Promise<Listening> {
   return new Promise((resolve, reject) => {
     const server = serve({ fetch, hostname: '127.0.0.1', port: 0 }, (info: AddressInfo) => {
       resolve({
