@@ -60,12 +60,15 @@ export interface Queueing {
 export async function insertQueuedSlots(sql: Sql, projectId: string, aspectRatio: string, slots: readonly NewSlot[], q: Queueing): Promise<number> {
   if (slots.length === 0) return 0;
   const result = await sql`
-    INSERT INTO generated_images (content_creation_request_id, scene_index, image_index, status, prompt, aspect_ratio, queued_at, queue_rank, owner_id)
+    INSERT INTO generated_images (content_creation_request_id, scene_index, image_index, status, prompt, aspect_ratio, queued_at, queue_rank, owner_id,
+                                  generation)
     SELECT ${projectId}, s.scene_index, s.image_index, 'queued', s.prompt, ${aspectRatio}, clock_timestamp(),
-           now_rank.r + s.ord * ${q.spacing}, ${q.ownerId}::uuid
+           now_rank.r + s.ord * ${q.spacing}, ${q.ownerId}::uuid, floor.g
     FROM unnest(${slots.map((s) => s.sceneIndex)}::int[], ${slots.map((s) => s.imageIndex)}::int[], ${slots.map((s) => s.prompt)}::text[])
       WITH ORDINALITY AS s(scene_index, image_index, prompt, ord),
-      (SELECT ${sql.unsafe(QUEUE_NOW)} AS r) now_rank
+      (SELECT ${sql.unsafe(QUEUE_NOW)} AS r) now_rank,
+      -- See deleteSurplusSlots: a slot created again never reuses a removed one's object keys.
+      (SELECT coalesce((SELECT slot_generation_floor FROM content_creation_requests WHERE id = ${projectId}), 0) AS g) floor
     ON CONFLICT (content_creation_request_id, scene_index, image_index) DO NOTHING`;
   return result.count;
 }
@@ -193,7 +196,14 @@ export async function deleteSurplusSlots(sql: Sql, projectId: string, sceneIndex
     WITH doomed AS (
       DELETE FROM generated_images
       WHERE content_creation_request_id = ${projectId} AND scene_index = ${sceneIndex} AND image_index >= ${count}
-      RETURNING storage_key
+      RETURNING storage_key, generation
+    ), floor AS (
+      -- The removed objects are deleted after commit, by key; a slot created at one of these
+      -- indexes later starts past every generation they reached, so its keys are new ones.
+      -- (A slot's generation is at least that of any of its versions: restore bumps it too.)
+      UPDATE content_creation_requests
+      SET slot_generation_floor = greatest(slot_generation_floor, (SELECT max(generation) + 1 FROM doomed))
+      WHERE id = ${projectId} AND EXISTS (SELECT 1 FROM doomed)
     )
     SELECT storage_key FROM doomed
     UNION ALL
