@@ -73,9 +73,12 @@ it('a database restart mid-batch: /readyz turns 503, the runner waits, and no sl
     expect(await statusCounts(sql, id)).toEqual({ succeeded: 20 });
     const project = await service.fetchJson(`/projects/${id}`);
     expect(project.body.status).toBe('completed');
+  } catch (err) {
+    // What the service said is what explains a failure here (e.g. it exited).
+    throw new Error(`${(err as Error).message}\n--- service ---\n${service.describe()}`);
   } finally {
     await sql?.end({ timeout: 1 });
     service.child.kill('SIGTERM');
-    expect(await service.exited).toBe(0);
   }
+  expect(await service.exited, service.describe()).toBe(0);
 });

@@ -10,6 +10,10 @@ export interface ServiceProcess {
   /** Every JSON log line the process printed so far. */
   logs: Record<string, unknown>[];
   exited: Promise<number | null>;
+  /** What the process wrote to stderr so far. */
+  stderr(): string;
+  /** The last log lines and stderr, to explain a failure. */
+  describe(): string;
   fetchJson(path: string, init?: RequestInit): Promise<{ status: number; body: any }>;
 }
 
@@ -51,6 +55,8 @@ export async function spawnService(env: Record<string, string>, timeoutMs = 30_0
     baseUrl,
     logs,
     exited,
+    stderr: () => stderr,
+    describe: () => [...logs.slice(-15).map((l) => JSON.stringify(l)), stderr ? `stderr: ${stderr}` : ''].join('\n'),
     async fetchJson(path, init) {
       const res = await fetch(baseUrl + path, init);
       const text = await res.text();
