@@ -1,5 +1,5 @@
 /**
- * npm run -s bench -- [--json] [--concurrency N] [--http-seconds S] [--only pipeline,throughput,reads,backfill,race,gallery] [--gallery-images N]
+ * npm run -s bench -- [--json] [--concurrency N] [--http-seconds S] [--only pipeline,throughput,reads,backfill,race,gallery,archive,scale,queue] [--gallery-images N] [--queue-base N] [--queue-processed N]
  * (-s keeps npm's banner off stdout, so --json output parses.)
  *
  * Measures, in one run on one embedded PostgreSQL, how close the service comes to what this
@@ -13,7 +13,9 @@ import { measureArchive } from './bench/archive.ts';
 import { measureBackfill } from './bench/backfill.ts';
 import { measureGallery } from './bench/gallery.ts';
 import { measureProjectReads } from './bench/http.ts';
+import { measureQueueChurn } from './bench/queue-churn.ts';
 import { measureRace } from './bench/race.ts';
+import { measureScaleReads } from './bench/scale-reads.ts';
 import { smallPng } from './bench/provider.ts';
 import { describeMachine, json, markdown, type Measurement } from './bench/report.ts';
 import { startBenchPostgres } from './bench/service.ts';
@@ -26,6 +28,8 @@ const { values: args } = parseArgs({
     'http-seconds': { type: 'string', default: '6' },
     only: { type: 'string' },
     'gallery-images': { type: 'string', default: '10000000' },
+    'queue-base': { type: 'string', default: '5000000' },
+    'queue-processed': { type: 'string', default: '500000' },
   },
 });
 const throughputConcurrency = Number(args.concurrency);
@@ -55,6 +59,14 @@ try {
   if (want('race')) measurements.push(...(await measureRace(pg)));
   if (want('gallery')) progress(`gallery: GET /images on ${Number(args['gallery-images']).toLocaleString('en-US')} images, 10% one owner's (fill, then p50/p99 vs bare SQL)`);
   if (want('gallery')) measurements.push(...(await measureGallery(pg, Number(args['gallery-images']), progress)));
+  if (want('scale')) progress('scale: GET /projects?status= on 100,000 projects vs unfiltered; cache hits at 200 x 8 vs 10 x 4');
+  if (want('scale')) measurements.push(...(await measureScaleReads(pg, png, progress)));
+  if (want('queue')) {
+    const sizes = { base: Number(args['queue-base']), processed: Number(args['queue-processed']) };
+    progress(`queue: claim, queue position and recovery on ${sizes.base.toLocaleString('en-US')} slots, after VACUUM and after ${sizes.processed.toLocaleString('en-US')} more went through (tuned autovacuum, then PostgreSQL's defaults)`);
+    measurements.push(...(await measureQueueChurn(pg, { ...sizes, defaults: false }, progress)));
+    measurements.push(...(await measureQueueChurn(pg, { ...sizes, defaults: true }, progress)));
+  }
   if (want('archive')) progress('archive: GET /projects/:id/archive of 1,000 images of 1 MiB, the service in a process of its own (RSS growth, throughput)');
   if (want('archive')) measurements.push(...(await measureArchive(pg, progress)));
 } catch (err) {
