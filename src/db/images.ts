@@ -101,7 +101,7 @@ export async function insertLegacyImages(sql: Sql, projectId: string, images: re
  * current prompt (regenerate and scene edits keep them in step). Rows from before image_prompt
  * existed are never stale.
  */
-const STALE = `(image_url IS NOT NULL OR storage_key IS NOT NULL) AND image_prompt IS NOT NULL AND image_prompt IS DISTINCT FROM prompt`;
+export const STALE = `(image_url IS NOT NULL OR storage_key IS NOT NULL) AND image_prompt IS NOT NULL AND image_prompt IS DISTINCT FROM prompt`;
 
 /** An image as the API shows it, plus where it is stored (to sign a URL for a private store). */
 export type StoredSceneImage = SceneImage & { storageKey: string | null };
@@ -109,15 +109,18 @@ export type StoredSceneImage = SceneImage & { storageKey: string | null };
 /** Every image of a project, in one query whatever the number of scenes. */
 export async function listProjectImages(sql: Sql, projectId: string): Promise<StoredSceneImage[]> {
   const rows = await sql<ImageRow[]>`
-    SELECT id, scene_index, image_index, status, image_url, storage_key, width, height, mime_type, bytes, provider, model, seed,
-           attempts, error, ${sql.unsafe(STALE)} AS stale, coalesce(created_at, updated_at, now()) AS created_at,
-           coalesce(updated_at, created_at, now()) AS updated_at -- legacy rows may lack either
+    SELECT ${sql.unsafe(SCENE_IMAGE_COLUMNS)}
     FROM generated_images WHERE content_creation_request_id = ${projectId}
     ORDER BY scene_index, image_index`;
   return rows.map(toSceneImage);
 }
 
-function toSceneImage(r: ImageRow): StoredSceneImage {
+/** The columns of an image as scenes show it (an ImageRow); legacy rows may lack either timestamp. */
+export const SCENE_IMAGE_COLUMNS = `id, scene_index, image_index, status, image_url, storage_key, width, height, mime_type, bytes, provider, model, seed,
+  attempts, error, ${STALE} AS stale, coalesce(created_at, updated_at, now()) AS created_at,
+  coalesce(updated_at, created_at, now()) AS updated_at`;
+
+export function toSceneImage(r: ImageRow): StoredSceneImage {
   return {
     storageKey: r.storageKey,
     id: r.id,

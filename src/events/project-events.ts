@@ -1,34 +1,38 @@
 import type { Pool } from '../db/database.ts';
-import { isProjectInScope, listenForImageChanges } from '../db/events.ts';
+import { isProjectInScope, listenForImageChanges, listImageRowVersions, listWatchedImages, type ImageRowVersion, type WatchedImage } from '../db/events.ts';
 import type { Scope } from '../db/scope.ts';
-import { listProjectImages, type StoredSceneImage } from '../db/images.ts';
 import type { Logger } from '../log.ts';
 import type { ObjectStore } from '../storage/store.ts';
 import { AppError, notFound } from '../errors.ts';
-import type { SceneImage } from '../projects/merge.ts';
-import { countProgress, projectStatus, type Progress, type ProjectStatus } from '../projects/progress.ts';
+import { countProgress } from '../projects/progress.ts';
 import { readableImages } from '../projects/projects.ts';
+import { createBacklog, type ProjectChange, type ProjectSnapshot } from './backlog.ts';
+import { eventFrame, progressFrames, type ProgressFrames } from './frames.ts';
+import { applyRead, changesOf, inSlotOrder, rowsToRead, statusesOf, type KnownImages } from './known-images.ts';
 
-/** What GET /projects/:id/events sends. */
-export type ProjectEvent =
-  | { type: 'image'; data: SceneImage }
-  | { type: 'progress'; data: Progress }
-  | { type: 'done'; data: { status: ProjectStatus } };
-
-export interface ImageWatcher {
-  /** Every image row of the project: once at first, then after each change (coalesced). */
-  onRows(rows: StoredSceneImage[]): void;
-  /** The hub is closing: no more rows will come. */
+export interface ProjectWatcher {
+  /** First, once: the project as read after the watch began. */
+  onSnapshot(snapshot: ProjectSnapshot): void;
+  /** Then after each change (coalesced): what changed since the previous call. */
+  onChange(change: ProjectChange): void;
+  /** The hub is closing: nothing more will come. */
   onEnd(): void;
 }
 
 /**
- * One per process: ONE LISTEN for the whole process, whatever the number of clients, and at
- * most one read of a project's images in flight, shared by all of that project's watchers.
+ * One per process: ONE LISTEN for the whole process, whatever the number of clients, and per
+ * watched project at most one read in flight. The work of a change is done once per project,
+ * never per client: one narrow read of the project's row versions, one read of the rows that
+ * were written since, one signing of their URLs (private store) and one serialization of each
+ * event; every watcher then gets the same frames.
  */
 export interface ProjectEventsHub {
-  /** Resolves once the LISTEN is in place (so no later change is missed); returns the unwatch. */
-  watch(projectId: string, watcher: ImageWatcher): Promise<() => void>;
+  /**
+   * Resolves once the LISTEN is in place (so no later change is missed); returns the unwatch.
+   * `store` signs the URLs of a private store's images: the process has one store, and a
+   * project's events are built with that of the watch that started watching it.
+   */
+  watch(projectId: string, store: ObjectStore, watcher: ProjectWatcher): Promise<() => void>;
   /** Watchers currently registered. */
   watching(): number;
   /** Ends every watcher and stops listening. */
@@ -40,21 +44,31 @@ export interface ProjectEventsHubOptions {
   log: Logger;
   /** A notification is answered after this long, so a burst of changes costs one read. */
   coalesceMs?: number | undefined;
-  /** How a project's images are read (listProjectImages). */
-  readImages?: ((sql: Pool, projectId: string) => Promise<StoredSceneImage[]>) | undefined;
+  /** How a project's row versions are read, on each change (listImageRowVersions). */
+  readVersions?: ((sql: Pool, projectId: string) => Promise<ImageRowVersion[]>) | undefined;
+  /** How a project's images are read: all (once, when watching starts), or those ids (listWatchedImages). */
+  readImages?: ((sql: Pool, projectId: string, ids?: readonly string[]) => Promise<WatchedImage[]>) | undefined;
 }
 
+/** joining: waits for a read to start; snapshotting: the read in flight brings its snapshot; ready: gets changes. */
+type WatcherState = 'joining' | 'snapshotting' | 'ready';
+
 interface WatchedProject {
-  watchers: Set<ImageWatcher>;
+  store: ObjectStore;
+  watchers: Map<ProjectWatcher, WatcherState>;
+  /** Undefined until the first read: then every image of the project as last read. */
+  known: KnownImages | undefined;
+  progress: ProgressFrames | undefined;
   timer: NodeJS.Timeout | undefined;
   reading: boolean;
-  /** A change was notified while a read was in flight: that read may predate it. */
+  /** A change was notified (or a watcher joined) while a read was in flight: that read may predate it. */
   again: boolean;
 }
 
 export function createProjectEventsHub(o: ProjectEventsHubOptions): ProjectEventsHub {
   const coalesceMs = o.coalesceMs ?? 50;
-  const readImages = o.readImages ?? listProjectImages;
+  const readVersions = o.readVersions ?? listImageRowVersions;
+  const readImages = o.readImages ?? listWatchedImages;
   const projects = new Map<string, WatchedProject>();
   let listening: Promise<() => Promise<void>> | undefined;
   let listens = 0;
@@ -76,7 +90,7 @@ export function createProjectEventsHub(o: ProjectEventsHubOptions): ProjectEvent
   }
 
   // Invariant: per project, at most one timer or one read at a time, and every change notified
-  // after a read started is followed by another read.
+  // (or watcher joined) after a read started is followed by another read.
   function schedule(projectId: string, delayMs: number) {
     const project = projects.get(projectId);
     if (!project || closed) return;
@@ -87,12 +101,15 @@ export function createProjectEventsHub(o: ProjectEventsHubOptions): ProjectEvent
   async function refresh(projectId: string, project: WatchedProject) {
     project.timer = undefined;
     project.reading = true;
+    // Those that joined before this read started get their snapshot from it.
+    for (const [watcher, state] of project.watchers) if (state === 'joining') project.watchers.set(watcher, 'snapshotting');
     let retryMs = coalesceMs;
     try {
-      const rows = await readImages(o.sql, projectId);
-      for (const watcher of project.watchers) watcher.onRows(rows);
+      await readChange(projectId, project);
+      if ([...project.watchers.values()].includes('snapshotting')) await sendSnapshot(project);
     } catch (err) {
       if (!closed) o.log.warn({ err, projectId }, 'could not read the images of a watched project; retrying');
+      for (const [watcher, state] of project.watchers) if (state === 'snapshotting') project.watchers.set(watcher, 'joining');
       project.again = true;
       retryMs = Math.max(1_000, coalesceMs);
     } finally {
@@ -106,7 +123,52 @@ export function createProjectEventsHub(o: ProjectEventsHubOptions): ProjectEvent
     }
   }
 
-  function unwatch(projectId: string, project: WatchedProject, watcher: ImageWatcher) {
+  /**
+   * Reads what changed and sends it to the ready watchers. Everything that can fail (the reads,
+   * signing URLs) happens before `known` changes: a failed read is retried whole, never half
+   * applied.
+   */
+  async function readChange(projectId: string, project: WatchedProject) {
+    const known = project.known ?? new Map();
+    let toRead = { reread: [] as string[], removed: [] as string[] };
+    let read: WatchedImage[];
+    if (project.known === undefined) read = await readImages(o.sql, projectId);
+    else {
+      toRead = rowsToRead(known, await readVersions(o.sql, projectId));
+      read = toRead.reread.length > 0 ? await readImages(o.sql, projectId, toRead.reread) : [];
+    }
+    const { changed, removed } = changesOf(known, toRead, read);
+    const ready = [...project.watchers].flatMap(([watcher, state]) => (state === 'ready' ? [watcher] : []));
+    const seen = ready.length > 0 && (changed.length > 0 || removed.length > 0);
+    const shown = seen ? await readableImages(project.store, changed.map((r) => r.image)) : [];
+
+    applyRead(known, read, removed);
+    project.known = known;
+    if (changed.length === 0 && removed.length === 0 && project.progress) return;
+    const progress = progressFrames(countProgress(statusesOf(known)));
+    project.progress = progress.progress === project.progress?.progress ? project.progress : progress;
+    if (!seen) return;
+    const change: ProjectChange = {
+      images: shown.map((image) => [image.id, eventFrame({ type: 'image', data: image })] as const),
+      removed,
+      progress: project.progress,
+    };
+    // A watcher that unwatched during the reads is no longer in the map.
+    for (const watcher of ready) if (project.watchers.get(watcher) === 'ready') watcher.onChange(change);
+  }
+
+  async function sendSnapshot(project: WatchedProject) {
+    const progress = project.progress!;
+    const images = progress.done ? [] : await readableImages(project.store, inSlotOrder(project.known!));
+    const snapshot: ProjectSnapshot = { progress, images: images.map((image) => eventFrame({ type: 'image', data: image })).join('') };
+    for (const [watcher, state] of project.watchers) {
+      if (state !== 'snapshotting') continue;
+      project.watchers.set(watcher, 'ready');
+      watcher.onSnapshot(snapshot);
+    }
+  }
+
+  function unwatch(projectId: string, project: WatchedProject, watcher: ProjectWatcher) {
     project.watchers.delete(watcher);
     if (project.watchers.size > 0 || project.reading) return; // a read in flight removes it when done
     clearTimeout(project.timer);
@@ -114,13 +176,17 @@ export function createProjectEventsHub(o: ProjectEventsHubOptions): ProjectEvent
   }
 
   return {
-    async watch(projectId, watcher) {
+    async watch(projectId, store, watcher) {
       if (!closed) await listen();
       if (closed) throw new AppError('UNAVAILABLE', 'the service is shutting down');
       let project = projects.get(projectId);
-      if (!project) projects.set(projectId, (project = { watchers: new Set(), timer: undefined, reading: false, again: false }));
-      project.watchers.add(watcher);
-      schedule(projectId, 0); // the watcher's first rows
+      if (!project) {
+        project = { store, watchers: new Map(), known: undefined, progress: undefined, timer: undefined, reading: false, again: false };
+        projects.set(projectId, project);
+      }
+      project.watchers.set(watcher, 'joining');
+      // Its snapshot comes from a read that starts after now, never from older rows.
+      schedule(projectId, 0);
       const watched = project;
       return () => unwatch(projectId, watched, watcher);
     },
@@ -129,7 +195,7 @@ export function createProjectEventsHub(o: ProjectEventsHubOptions): ProjectEvent
       closed = true;
       for (const project of projects.values()) {
         clearTimeout(project.timer);
-        for (const watcher of project.watchers) watcher.onEnd();
+        for (const watcher of project.watchers.keys()) watcher.onEnd();
         project.watchers.clear();
       }
       projects.clear();
@@ -145,24 +211,25 @@ export interface ProjectEventsContext {
   hub: ProjectEventsHub;
 }
 
-/** The events of one client; iterate once. close() ends the iteration and releases the watch. */
-export interface ProjectEventStream extends AsyncIterable<ProjectEvent> {
+/**
+ * The events of one client, as the text of their SSE frames (one or more per item); iterate
+ * once. close() ends the iteration and releases the watch.
+ */
+export interface ProjectEventStream extends AsyncIterable<string> {
   close(): void;
 }
-
-const FINAL: ReadonlySet<ProjectStatus> = new Set(['completed', 'partial', 'failed']);
 
 /**
  * The events of a project for one client. First the current progress; then, unless the project
  * is already done, an `image` for each current image; then, on each change, an `image` for each
  * image whose status, URL or updatedAt changed and the progress if it changed; and `done` once
  * the project's status is final, which ends the stream. A slow client skips intermediate
- * states (it is diffed against the latest rows when it is ready), so memory stays bounded.
+ * states (see createBacklog), so its memory stays bounded by the project's size.
  * Throws NOT_FOUND, before anything is sent, for a project that is not in the caller's scope.
  */
 export async function openProjectEvents(ctx: ProjectEventsContext, scope: Scope, projectId: string): Promise<ProjectEventStream> {
   if (!(await isProjectInScope(ctx.sql, scope, projectId))) throw notFound('project');
-  let latest: StoredSceneImage[] | undefined;
+  const backlog = createBacklog();
   let ended = false;
   let wake = () => {};
   let unwatch = () => {};
@@ -172,49 +239,31 @@ export async function openProjectEvents(ctx: ProjectEventsContext, scope: Scope,
     unwatch();
     wake();
   };
-  unwatch = await ctx.hub.watch(projectId, {
-    onRows(rows) {
-      latest = rows;
+  unwatch = await ctx.hub.watch(projectId, ctx.store, {
+    onSnapshot(snapshot) {
+      backlog.snapshot(snapshot);
+      wake();
+    },
+    onChange(change) {
+      backlog.change(change);
       wake();
     },
     onEnd: close,
   });
 
-  async function* events(): AsyncGenerator<ProjectEvent> {
-    let sent = new Map<string, string>();
-    let sentProgress: string | undefined;
+  async function* frames(): AsyncGenerator<string> {
     try {
       for (;;) {
-        while (latest === undefined && !ended) await new Promise<void>((resolve) => (wake = resolve));
+        let text: string | undefined;
+        while (!ended && (text = backlog.take()) === undefined) await new Promise<void>((resolve) => (wake = resolve));
         if (ended) return;
-        const rows = latest!;
-        latest = undefined;
-        const first = sentProgress === undefined;
-        const progress = countProgress(rows.map((r) => r.status));
-        const done = FINAL.has(projectStatus(progress));
-        const changed = rows.filter((r) => sent.get(r.id) !== versionOf(r));
-        sent = new Map(rows.map((r) => [r.id, versionOf(r)]));
-
-        if (first) yield { type: 'progress', data: progress };
-        if (!(first && done)) {
-          for (const image of await readableImages(ctx.store, changed)) yield { type: 'image', data: image };
-        }
-        if (!first && JSON.stringify(progress) !== sentProgress) yield { type: 'progress', data: progress };
-        sentProgress = JSON.stringify(progress);
-        if (done) {
-          yield { type: 'done', data: { status: projectStatus(progress) } };
-          return;
-        }
+        yield text!;
+        if (backlog.finished) return;
       }
     } finally {
       close();
     }
   }
 
-  return { close, [Symbol.asyncIterator]: events };
-}
-
-/** What a client can see change on an image; a re-signed URL alone is no change. */
-function versionOf(image: StoredSceneImage): string {
-  return `${image.status}|${image.url}|${image.storageKey}|${image.updatedAt}`;
+  return { close, [Symbol.asyncIterator]: frames };
 }

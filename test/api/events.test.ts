@@ -5,7 +5,7 @@ import path from 'node:path';
 import { OpenAPIHono } from '@hono/zod-openapi';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { listProjectImages, type StoredSceneImage } from '../../src/db/images.ts';
+import { listImageRowVersions, listWatchedImages } from '../../src/db/events.ts';
 import { createProjectEventsHub, type ProjectEventsHub } from '../../src/events/project-events.ts';
 import type { AppEnv } from '../../src/http/env.ts';
 import { onError } from '../../src/http/errors.ts';
@@ -147,33 +147,83 @@ describe('GET /projects/:id/events, in-process', () => {
     await sql`INSERT INTO content_creation_requests (id, user_id) VALUES (${p}, ${t.deps.singleOwner.ownerId}), (${q}, ${t.deps.singleOwner.ownerId})`;
     await sql`INSERT INTO generated_images (content_creation_request_id, scene_index, image_index, status, image_url)
               VALUES (${p}, 1, 0, 'succeeded', 'https://old.test/p'), (${q}, 1, 0, 'succeeded', 'https://old.test/q')`;
+    // Each read as `what:project`: all (the first), versions (each change), ids (rows written since).
     const reads: string[] = [];
     let release!: () => void;
     const held = new Promise<void>((resolve) => (release = resolve));
     const counting = createProjectEventsHub({
       sql,
       log: t.deps.log,
-      async readImages(s, id) {
-        reads.push(id);
-        if (id === p) await held; // P's reads wait until the burst is over
-        return listProjectImages(s, id);
+      async readVersions(s, id) {
+        reads.push(`versions:${id}`);
+        return listImageRowVersions(s, id);
+      },
+      async readImages(s, id, ids) {
+        reads.push(`${ids ? 'ids' : 'all'}:${id}`);
+        const rows = await listWatchedImages(s, id, ids);
+        if (id === p) await held; // P's reads, made before the burst, are answered after it
+        return rows;
       },
     });
-    const rowsOfP: StoredSceneImage[][] = [];
+    const seenByP: string[] = [];
+    const ignore = { onSnapshot: () => {}, onChange: () => {}, onEnd: () => {} };
     try {
-      await counting.watch(q, { onRows: () => {}, onEnd: () => {} });
-      await until(() => reads.includes(q), "Q's first read");
-      await counting.watch(p, { onRows: (rows) => rowsOfP.push(rows), onEnd: () => {} });
-      await until(() => reads.includes(p), "P's first read in flight");
+      await counting.watch(q, t.deps.store, ignore);
+      await until(() => reads.includes(`all:${q}`), "Q's first read");
+      await counting.watch(p, t.deps.store, { ...ignore, onSnapshot: () => seenByP.push('snapshot'), onChange: () => seenByP.push('change') });
+      await until(() => reads.includes(`all:${p}`), "P's first read in flight");
       for (let i = 0; i < 100; i++) await sql`UPDATE generated_images SET updated_at = now() WHERE content_creation_request_id = ${p}`;
       // Notifications arrive in commit order: once Q's is answered, all 100 of P's have arrived.
       await sql`UPDATE generated_images SET updated_at = now() WHERE content_creation_request_id = ${q}`;
-      await until(() => reads.filter((id) => id === q).length === 2, "Q's second read");
+      await until(() => reads.includes(`ids:${q}`), "Q's second read");
       release();
-      await until(() => rowsOfP.length === 2, "P's reads");
-      expect(reads.filter((id) => id === p)).toHaveLength(2);
+      await until(() => seenByP.length === 2, "P's snapshot and change");
+      expect(seenByP).toEqual(['snapshot', 'change']);
+      expect(reads.filter((r) => r.endsWith(p))).toEqual([`all:${p}`, `versions:${p}`, `ids:${p}`]);
     } finally {
       await counting.close();
+    }
+  });
+
+  it('a read that fails is tried again, and nothing of it is half applied', async () => {
+    const p = randomUUID();
+    const sql = t.db.sql;
+    await sql`INSERT INTO content_creation_requests (id, user_id) VALUES (${p}, ${t.deps.singleOwner.ownerId})`;
+    await sql`INSERT INTO generated_images (content_creation_request_id, scene_index, image_index, status) VALUES (${p}, 1, 0, 'running'), (${p}, 1, 1, 'running')`;
+    const failures = { all: 1, versions: 0, ids: 0 };
+    const failing = createProjectEventsHub({
+      sql,
+      log: t.deps.log,
+      coalesceMs: 10,
+      async readVersions(s, id) {
+        if (failures.versions-- > 0) throw new Error('versions: connection lost');
+        return listImageRowVersions(s, id);
+      },
+      async readImages(s, id, ids) {
+        const rows = await listWatchedImages(s, id, ids);
+        if (failures[ids ? 'ids' : 'all']-- > 0) throw new Error('images: connection lost');
+        return rows;
+      },
+    });
+    const frames: string[] = [];
+    try {
+      await failing.watch(p, t.deps.store, {
+        onSnapshot: (snapshot) => frames.push(snapshot.progress.progress + snapshot.images),
+        onChange: (change) => frames.push(change.images.map(([, frame]) => frame).join('') + change.progress.progress),
+        onEnd: () => {},
+      });
+      await until(() => frames.length === 1, 'the snapshot, after the first read failed');
+      expect(frames[0]).toContain('"running":2');
+
+      // The narrow read fails, then the read of the changed row: the change still comes, whole.
+      Object.assign(failures, { versions: 1, ids: 1 });
+      await sql`UPDATE generated_images SET status = 'failed', error = 'x', updated_at = now() WHERE content_creation_request_id = ${p} AND image_index = 0`;
+      await until(() => frames.length === 2, 'the change, after two failed reads');
+      expect(frames[1]).toMatch(/^event: image\ndata: \{[^\n]*"imageIndex":0,"status":"failed"[^\n]*\n\nevent: progress\n/);
+      expect(frames[1]).toContain('"running":1,"succeeded":0,"failed":1');
+      expect(Object.values(failures).every((left) => left < 0)).toBe(true); // every planned failure happened
+    } finally {
+      await failing.close();
     }
   });
 });

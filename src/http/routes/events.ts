@@ -43,9 +43,10 @@ export function eventRoutes(deps: EventRoutesDeps) {
         stream.onAbort(() => events.close());
         const keepAlive = setInterval(() => void stream.write(': keep-alive\n\n'), keepAliveMs);
         try {
-          for await (const event of events) {
+          // Each item is ready-made SSE text, the same string for every client of the project.
+          for await (const frames of events) {
             if (stream.aborted) break;
-            await stream.writeSSE({ event: event.type, data: JSON.stringify(event.data) });
+            await stream.write(frames);
           }
         } catch (err) {
           log.warn({ err }, 'project event stream failed');
