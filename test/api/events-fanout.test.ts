@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { listImageRowVersions, listWatchedImages } from '../../src/db/events.ts';
@@ -190,12 +191,16 @@ describe('GET /projects/:id/events, many clients of one project', () => {
     expect(received[0]).toEqual({ event: 'progress', data: { total: 2, queued: 0, running: 1, succeeded: 1, failed: 0 } });
 
     expect((await t.call('DELETE', `/images/${deleted.id}`)).status).toBe(204);
-    // The slot's row changes its id. (The UPDATE trigger matches old and new rows by id, so this
-    // statement notifies nobody: the next change of the project, below, reveals it.)
+    // The slot's row changes its id; the notification names the project all the same
+    // (migration 1765324800000), so the stream shows the deletion at once, not at the
+    // project's next change.
+    const atOnce = await Promise.race([client.next(), sleep(10_000).then(() => 'no event within 10 s of the DELETE')]);
+    expect(atOnce).toMatchObject({ event: 'image', data: { sceneIndex: 1, imageIndex: 0, status: 'failed', error: 'deleted' } });
+    received.push(atOnce as Event);
     gated.open();
     const rest = await client.rest();
     const all = [...received, ...rest];
-    const emptied = rest.filter((e) => e.event === 'image' && e.data.sceneIndex === 1);
+    const emptied = all.filter((e) => e.event === 'image' && e.data.sceneIndex === 1 && e.data.status === 'failed');
     expect(emptied).toHaveLength(1);
     expect(emptied[0]!.data).toMatchObject({ imageIndex: 0, status: 'failed', error: 'deleted', url: null });
     expect(emptied[0]!.data.id).not.toBe(deleted.id);
