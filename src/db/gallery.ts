@@ -22,11 +22,10 @@ export interface GalleryQuery {
 }
 
 /**
- * The text searched, exactly the expression of generated_images_search_idx (migration
- * 1764806400000_gallery.sql): the planner matches an expression index only on an identical
- * expression, so any change here must come with a new index.
+ * The words of an image's prompt, full prompt and revised prompt, stored with the row and
+ * GIN-indexed (migration 1765238400000_stored-search-vector.sql; 'simple': words as written).
  */
-const SEARCHED = `to_tsvector('simple'::regconfig, coalesce(g.image_prompt, g.prompt, '') || ' ' || coalesce(g.full_prompt, '') || ' ' || coalesce(g.revised_prompt, ''))`;
+const SEARCHED = 'g.search_vector';
 
 /** A search box is typed into: a last word that ends the text (no space or quote after it) may be unfinished. */
 const UNFINISHED_WORD = /[\p{L}\p{N}_]$/u;
