@@ -106,14 +106,14 @@ export async function measureArchive(pg: BenchPostgres, progress: (message: stri
   }
 }
 
-interface Service {
+export interface Service {
   pid: number;
   baseUrl: string;
   stop(): Promise<void>;
 }
 
 /** The real service, `node src/main.ts`, in a process of its own; ready once /readyz answers. */
-async function startServiceProcess(databaseUrl: string, dataDir: string): Promise<Service> {
+export async function startServiceProcess(databaseUrl: string, dataDir: string, env: Record<string, string> = {}): Promise<Service> {
   const port = await freePort();
   const child: ChildProcess = spawn(process.execPath, [MAIN], {
     env: {
@@ -127,6 +127,7 @@ async function startServiceProcess(databaseUrl: string, dataDir: string): Promis
       LOG_LEVEL: 'warn',
       STORAGE_PUBLIC: 'true',
       DATABASE_POOL_SIZE: '10',
+      ...env,
     },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -217,7 +218,7 @@ async function readArchive(url: string): Promise<{ bytes: number; entries: numbe
 }
 
 /** Resident memory now and its high-water mark, in bytes, from /proc (Linux). */
-async function rssOf(pid: number): Promise<{ rss: number; hwm: number }> {
+export async function rssOf(pid: number): Promise<{ rss: number; hwm: number }> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
   return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
