@@ -1,3 +1,4 @@
+import { logUnhandledRejections } from './unhandled.ts';
 import { createApp } from './app.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { EmbeddedPostgresError } from './db/database.ts';
@@ -18,6 +19,7 @@ try {
 }
 
 const log = createLogger(config.LOG_LEVEL);
+logUnhandledRejections(log);
 
 /** Network errors of a database driver that cannot reach its server. */
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'CONNECT_TIMEOUT']);

@@ -34,7 +34,10 @@ it('two replicas on one database share the queue: each slot generated once, both
     OPENAI_API_KEY: fake.apiKey,
     OPENAI_BASE_URL: fake.url,
     GENERATION_CONCURRENCY: '3',
-    LEASE_MS: '2000',
+    // Long enough that a replica stalled by the loaded test machine (CI runs every file on 2
+    // cores) does not lose a lease mid-call, which would make a second provider call: the
+    // recovery of expired leases has tests of its own (test/process/restart.test.ts).
+    LEASE_MS: '10000',
     POLL_INTERVAL_MS: '200',
     LOG_LEVEL: 'debug',
   };
