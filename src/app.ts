@@ -64,7 +64,7 @@ export function createApp(deps: Deps) {
     }),
   );
 
-  app.route('/', eventRoutes({ events: { sql: deps.db.sql, store: deps.store, hub: deps.projectEvents }, keepAliveMs: deps.config.SSE_KEEP_ALIVE_MS }));
+  app.route('/', eventRoutes({ events: { sql: deps.db.sql, hub: deps.projectEvents }, keepAliveMs: deps.config.SSE_KEEP_ALIVE_MS }));
   app.route('/', downloadRoutes({ sql: deps.db.sql, store: deps.store }));
   app.route('/', imageRoutes({ sql: deps.db.sql, store: deps.store }));
   app.route('/', imageVersionRoutes({ sql: deps.db.sql, store: deps.store, log: deps.log }));

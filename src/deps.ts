@@ -112,7 +112,7 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
     // Only reachable with ALLOW_UNAUTHENTICATED=true (config refuses it otherwise).
     log.warn({ host: config.HOST }, 'AUTH=none on a non-loopback address: anyone who reaches this port can use every project (ALLOW_UNAUTHENTICATED=true)');
   }
-  const projectEvents = createProjectEventsHub({ sql: db.sql, log: log.child({ component: 'events' }) });
+  const projectEvents = createProjectEventsHub({ sql: db.sql, store, log: log.child({ component: 'events' }) });
   log.info({ providers: [...providers.keys()], defaultProvider: config.IMAGE_PROVIDER, storage: store.name }, 'ready');
   return {
     config,

@@ -27,12 +27,8 @@ export interface ProjectWatcher {
  * event; every watcher then gets the same frames.
  */
 export interface ProjectEventsHub {
-  /**
-   * Resolves once the LISTEN is in place (so no later change is missed); returns the unwatch.
-   * `store` signs the URLs of a private store's images: the process has one store, and a
-   * project's events are built with that of the watch that started watching it.
-   */
-  watch(projectId: string, store: ObjectStore, watcher: ProjectWatcher): Promise<() => void>;
+  /** Resolves once the LISTEN is in place (so no later change is missed); returns the unwatch. */
+  watch(projectId: string, watcher: ProjectWatcher): Promise<() => void>;
   /** Watchers currently registered. */
   watching(): number;
   /** Ends every watcher and stops listening. */
@@ -41,6 +37,8 @@ export interface ProjectEventsHub {
 
 export interface ProjectEventsHubOptions {
   sql: Pool;
+  /** Signs the URLs of a private store's images in the events. */
+  store: ObjectStore;
   log: Logger;
   /** A notification is answered after this long, so a burst of changes costs one read. */
   coalesceMs?: number | undefined;
@@ -54,7 +52,6 @@ export interface ProjectEventsHubOptions {
 type WatcherState = 'joining' | 'snapshotting' | 'ready';
 
 interface WatchedProject {
-  store: ObjectStore;
   watchers: Map<ProjectWatcher, WatcherState>;
   /** Undefined until the first read: then every image of the project as last read. */
   known: KnownImages | undefined;
@@ -140,7 +137,7 @@ export function createProjectEventsHub(o: ProjectEventsHubOptions): ProjectEvent
     const { changed, removed } = changesOf(known, toRead, read);
     const ready = [...project.watchers].flatMap(([watcher, state]) => (state === 'ready' ? [watcher] : []));
     const seen = ready.length > 0 && (changed.length > 0 || removed.length > 0);
-    const shown = seen ? await readableImages(project.store, changed.map((r) => r.image)) : [];
+    const shown = seen ? await readableImages(o.store, changed.map((r) => r.image)) : [];
 
     applyRead(known, read, removed);
     project.known = known;
@@ -159,7 +156,7 @@ export function createProjectEventsHub(o: ProjectEventsHubOptions): ProjectEvent
 
   async function sendSnapshot(project: WatchedProject) {
     const progress = project.progress!;
-    const images = progress.done ? [] : await readableImages(project.store, inSlotOrder(project.known!));
+    const images = progress.done ? [] : await readableImages(o.store, inSlotOrder(project.known!));
     const snapshot: ProjectSnapshot = { progress, images: images.map((image) => eventFrame({ type: 'image', data: image })).join('') };
     for (const [watcher, state] of project.watchers) {
       if (state !== 'snapshotting') continue;
@@ -176,12 +173,12 @@ export function createProjectEventsHub(o: ProjectEventsHubOptions): ProjectEvent
   }
 
   return {
-    async watch(projectId, store, watcher) {
+    async watch(projectId, watcher) {
       if (!closed) await listen();
       if (closed) throw new AppError('UNAVAILABLE', 'the service is shutting down');
       let project = projects.get(projectId);
       if (!project) {
-        project = { store, watchers: new Map(), known: undefined, progress: undefined, timer: undefined, reading: false, again: false };
+        project = { watchers: new Map(), known: undefined, progress: undefined, timer: undefined, reading: false, again: false };
         projects.set(projectId, project);
       }
       project.watchers.set(watcher, 'joining');
@@ -207,7 +204,6 @@ export function createProjectEventsHub(o: ProjectEventsHubOptions): ProjectEvent
 
 export interface ProjectEventsContext {
   sql: Pool;
-  store: ObjectStore;
   hub: ProjectEventsHub;
 }
 
@@ -239,7 +235,7 @@ export async function openProjectEvents(ctx: ProjectEventsContext, scope: Scope,
     unwatch();
     wake();
   };
-  unwatch = await ctx.hub.watch(projectId, ctx.store, {
+  unwatch = await ctx.hub.watch(projectId, {
     onSnapshot(snapshot) {
       backlog.snapshot(snapshot);
       wake();

@@ -42,6 +42,7 @@ beforeAll(async () => {
   t = await startTestApp({ GENERATION_CONCURRENCY: '4', STORAGE_PUBLIC: 'false' }, { providers: gated.providers, wrapStore: countingSigns });
   hub = createProjectEventsHub({
     sql: t.deps.db.sql,
+    store: t.deps.store,
     log: t.deps.log,
     async readVersions(sql, id) {
       reads.push(`versions:${id}`);
@@ -55,7 +56,7 @@ beforeAll(async () => {
   });
   events.use(requestContext(t.deps.log));
   events.use(authenticate({ mode: 'none', singleOwner: t.deps.singleOwner }));
-  events.route('/', eventRoutes({ events: { sql: t.deps.db.sql, store: t.deps.store, hub }, keepAliveMs: 60_000 }));
+  events.route('/', eventRoutes({ events: { sql: t.deps.db.sql, hub }, keepAliveMs: 60_000 }));
   events.onError(onError);
 });
 afterAll(async () => {

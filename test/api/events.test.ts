@@ -42,10 +42,10 @@ describe('GET /projects/:id/events, in-process', () => {
 
   beforeAll(async () => {
     t = await startTestApp({ GENERATION_CONCURRENCY: '4' }, { providers: gated.providers });
-    hub = createProjectEventsHub({ sql: t.deps.db.sql, log: t.deps.log });
+    hub = createProjectEventsHub({ sql: t.deps.db.sql, store: t.deps.store, log: t.deps.log });
     events.use(requestContext(t.deps.log));
     events.use(authenticate({ mode: 'none', singleOwner: t.deps.singleOwner }));
-    events.route('/', eventRoutes({ events: { sql: t.deps.db.sql, store: t.deps.store, hub }, keepAliveMs: 30 }));
+    events.route('/', eventRoutes({ events: { sql: t.deps.db.sql, hub }, keepAliveMs: 30 }));
     events.onError(onError);
   });
   afterAll(async () => {
@@ -153,6 +153,7 @@ describe('GET /projects/:id/events, in-process', () => {
     const held = new Promise<void>((resolve) => (release = resolve));
     const counting = createProjectEventsHub({
       sql,
+      store: t.deps.store,
       log: t.deps.log,
       async readVersions(s, id) {
         reads.push(`versions:${id}`);
@@ -168,9 +169,9 @@ describe('GET /projects/:id/events, in-process', () => {
     const seenByP: string[] = [];
     const ignore = { onSnapshot: () => {}, onChange: () => {}, onEnd: () => {} };
     try {
-      await counting.watch(q, t.deps.store, ignore);
+      await counting.watch(q, ignore);
       await until(() => reads.includes(`all:${q}`), "Q's first read");
-      await counting.watch(p, t.deps.store, { ...ignore, onSnapshot: () => seenByP.push('snapshot'), onChange: () => seenByP.push('change') });
+      await counting.watch(p, { ...ignore, onSnapshot: () => seenByP.push('snapshot'), onChange: () => seenByP.push('change') });
       await until(() => reads.includes(`all:${p}`), "P's first read in flight");
       for (let i = 0; i < 100; i++) await sql`UPDATE generated_images SET updated_at = now() WHERE content_creation_request_id = ${p}`;
       // Notifications arrive in commit order: once Q's is answered, all 100 of P's have arrived.
@@ -193,6 +194,7 @@ describe('GET /projects/:id/events, in-process', () => {
     const failures = { all: 1, versions: 0, ids: 0 };
     const failing = createProjectEventsHub({
       sql,
+      store: t.deps.store,
       log: t.deps.log,
       coalesceMs: 10,
       async readVersions(s, id) {
@@ -207,7 +209,7 @@ describe('GET /projects/:id/events, in-process', () => {
     });
     const frames: string[] = [];
     try {
-      await failing.watch(p, t.deps.store, {
+      await failing.watch(p, {
         onSnapshot: (snapshot) => frames.push(snapshot.progress.progress + snapshot.images),
         onChange: (change) => frames.push(change.images.map(([, frame]) => frame).join('') + change.progress.progress),
         onEnd: () => {},
