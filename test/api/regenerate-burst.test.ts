@@ -1,10 +1,8 @@
-import { readdir } from 'node:fs/promises';
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLocalProvider } from '../../src/providers/local.ts';
 import type { ImageProvider } from '../../src/providers/provider.ts';
-import { startTestApp, type TestApp } from '../support/app.ts';
+import { startTestApp, storedObjectKeys, type TestApp } from '../support/app.ts';
 import { until } from '../support/gated-provider.ts';
 
 /**
@@ -49,12 +47,7 @@ afterAll(async () => {
   await t.close();
 });
 
-async function filesOf(projectId: string): Promise<string[]> {
-  const root = path.join(t.dataDir, 'files', 'projects', projectId);
-  const scenes = await readdir(root).catch(() => [] as string[]);
-  const files = await Promise.all(scenes.map(async (scene) => (await readdir(path.join(root, scene))).map((f) => `projects/${projectId}/${scene}/${f}`)));
-  return files.flat().sort();
-}
+const filesOf = (projectId: string) => storedObjectKeys(t.dataDir, projectId);
 
 describe('bursts of overlapping regenerates of one scene', () => {
   it('leave every slot with the image of its latest generation, and exactly one stored object per row', async () => {

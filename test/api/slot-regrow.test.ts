@@ -1,9 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ObjectStore } from '../../src/storage/store.ts';
-import { startTestApp, type TestApp } from '../support/app.ts';
+import { startTestApp, storedObjectKeys, type TestApp } from '../support/app.ts';
 import { until } from '../support/gated-provider.ts';
-import { readdir } from 'node:fs/promises';
-import path from 'node:path';
 
 /**
  * Removing objects is held back until the test lets it go: the removal of a shrunk scene's
@@ -38,12 +36,7 @@ afterAll(async () => {
   await t.close();
 });
 
-async function filesOf(projectId: string): Promise<string[]> {
-  const root = path.join(t.dataDir, 'files', 'projects', projectId);
-  const scenes = await readdir(root).catch(() => [] as string[]);
-  const files = await Promise.all(scenes.map(async (scene) => (await readdir(path.join(root, scene))).map((f) => `projects/${projectId}/${scene}/${f}`)));
-  return files.flat().sort();
-}
+const filesOf = (projectId: string) => storedObjectKeys(t.dataDir, projectId);
 
 describe('a scene shrunk and grown back while the removed slots\' objects are still being deleted', () => {
   it('gives the new slots keys of their own: the late removal takes nothing they stored', async () => {

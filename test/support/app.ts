@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createApp, type App } from '../../src/app.ts';
@@ -87,4 +87,12 @@ export async function startTestApp(
       await rm(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** The object keys the local store holds under a project (`projects/<id>/scene-<i>/<file>`), sorted. */
+export async function storedObjectKeys(dataDir: string, projectId: string): Promise<string[]> {
+  const root = path.join(dataDir, 'files', 'projects', projectId);
+  const scenes = await readdir(root).catch(() => [] as string[]);
+  const files = await Promise.all(scenes.map(async (scene) => (await readdir(path.join(root, scene))).map((f) => `projects/${projectId}/${scene}/${f}`)));
+  return files.flat().sort();
 }
