@@ -6,9 +6,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
-import { freePort, withDatabase } from '../../src/db/database.ts';
+import { freePort } from '../../src/db/database.ts';
 import { judge, type Measurement } from './report.ts';
-import type { BenchPostgres } from './service.ts';
+import { createBenchDatabase, type BenchPostgres } from './service.ts';
 
 /**
  * 7. GET /projects/:id/archive of a finished project of 1,000 images: the service's memory while
@@ -32,11 +32,8 @@ const RSS_BUDGET_MB = 50;
 const MB = 1024 * 1024;
 
 export async function measureArchive(pg: BenchPostgres, progress: (message: string) => void): Promise<Measurement[]> {
-  const database = `bench_archive_${process.pid}`;
-  const admin = postgres(pg.adminUrl, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
-  await admin.unsafe(`CREATE DATABASE ${database}`);
-  const url = withDatabase(pg.adminUrl, database);
+  const database = await createBenchDatabase(pg, 'archive');
+  const url = database.url;
   const dataDir = await mkdtemp(path.join(tmpdir(), 'sceneworks-bench-archive-'));
   let service: Service | undefined;
   try {
@@ -101,8 +98,7 @@ export async function measureArchive(pg: BenchPostgres, progress: (message: stri
   } finally {
     await service?.stop();
     await rm(dataDir, { recursive: true, force: true });
-    await admin.unsafe(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).catch(() => {});
-    await admin.end();
+    await database.drop().catch(() => {});
   }
 }
 

@@ -1,11 +1,10 @@
-import postgres from 'postgres';
 import { runBackfill } from '../../src/backfill/run.ts';
-import { connect, withDatabase, type Pool } from '../../src/db/database.ts';
+import { connect, type Pool } from '../../src/db/database.ts';
 import { migrate } from '../../src/db/migrate.ts';
 import { LOCAL_OWNER_ID } from '../../src/deps.ts';
 import { createLogger } from '../../src/log.ts';
 import { judge, type Measurement } from './report.ts';
-import type { BenchPostgres } from './service.ts';
+import { createBenchDatabase, type BenchPostgres } from './service.ts';
 
 const PROJECTS = 62_500;
 const SCENES = 8;
@@ -19,11 +18,8 @@ const SAMPLE_PROJECTS = 1_250; // 20,000 URLs for the row-at-a-time baseline
  * own ceiling here, and (b) a row-at-a-time loop (one INSERT per image) on a sample.
  */
 export async function measureBackfill(pg: BenchPostgres): Promise<Measurement[]> {
-  const database = `bench_backfill_${process.pid}`;
-  const admin = postgres(pg.adminUrl, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
-  await admin.unsafe(`CREATE DATABASE ${database}`);
-  const url = withDatabase(pg.adminUrl, database);
+  const database = await createBenchDatabase(pg, 'backfill');
+  const url = database.url;
   await migrate(url, createLogger('warn'));
   const sql = connect(url, 4);
   try {
@@ -80,8 +76,7 @@ export async function measureBackfill(pg: BenchPostgres): Promise<Measurement[]>
     ];
   } finally {
     await sql.end({ timeout: 5 });
-    await admin.unsafe(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
-    await admin.end();
+    await database.drop();
   }
 }
 

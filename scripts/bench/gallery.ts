@@ -4,7 +4,7 @@ import { listGallery, type GalleryQuery } from '../../src/db/gallery.ts';
 import type { Scope } from '../../src/db/scope.ts';
 import { listen } from './http.ts';
 import { constantProvider, smallPng } from './provider.ts';
-import { judge, type Measurement } from './report.ts';
+import { judge, percentile, type Measurement } from './report.ts';
 import { startService, type BenchPostgres } from './service.ts';
 
 /**
@@ -146,11 +146,6 @@ async function timeBoth(url: string, sql: Pool, c: Case, requests: number): Prom
     bare.push(performance.now() - started);
   }
   return { http, sql: bare };
-}
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!;
 }
 
 /**

@@ -9,13 +9,12 @@
  * after / after-vacuum is the figure; run with the table's autovacuum settings as the
  * migrations leave them, and again with PostgreSQL's defaults for comparison.
  */
-import postgres from 'postgres';
 import { claimQueuedSlots } from '../../src/db/queue.ts';
-import { connect, withDatabase, type Pool } from '../../src/db/database.ts';
+import { connect, type Pool } from '../../src/db/database.ts';
 import { migrate } from '../../src/db/migrate.ts';
 import { createLogger } from '../../src/log.ts';
-import { judge, type Measurement } from './report.ts';
-import type { BenchPostgres } from './service.ts';
+import { judge, percentile, type Measurement } from './report.ts';
+import { createBenchDatabase, type BenchPostgres } from './service.ts';
 
 const BACKLOG = 20_000;
 const WAVE = 500;
@@ -34,11 +33,8 @@ export async function measureQueueChurn(
   o: { base: number; processed: number; defaults: boolean },
   progress: (message: string) => void,
 ): Promise<Measurement[]> {
-  const name = `bench_queue_${o.defaults ? 'defaults' : 'tuned'}_${process.pid}`;
-  const admin = postgres(pg.adminUrl, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-  await admin.unsafe(`CREATE DATABASE ${name}`);
-  const url = withDatabase(pg.adminUrl, name);
+  const database = await createBenchDatabase(pg, `queue_${o.defaults ? 'defaults' : 'tuned'}`);
+  const url = database.url;
   await migrate(url, createLogger('warn'));
   const sql = connect(url, 4);
   const label = o.defaults ? 'PostgreSQL default autovacuum' : 'the migrations\' autovacuum settings';
@@ -87,8 +83,7 @@ export async function measureQueueChurn(
     );
   } finally {
     await sql.end({ timeout: 5 });
-    await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
-    await admin.end();
+    await database.drop().catch(() => {});
   }
 }
 
@@ -132,8 +127,7 @@ async function timeReads(sql: Pool): Promise<Record<ReadName, number>> {
       await READS[read](sql);
       if (i >= 5) times.push(performance.now() - started);
     }
-    times.sort((a, b) => a - b);
-    out[read] = times[Math.floor(times.length / 2)]!;
+    out[read] = percentile(times, 0.5);
   }
   return out;
 }

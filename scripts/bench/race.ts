@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import postgres from 'postgres';
-import { connect, withDatabase, type Pool } from '../../src/db/database.ts';
+import { connect, type Pool } from '../../src/db/database.ts';
 import { migrate } from '../../src/db/migrate.ts';
 import { LOCAL_OWNER_ID } from '../../src/deps.ts';
 import { createLogger } from '../../src/log.ts';
 import { judge, type Measurement } from './report.ts';
-import type { BenchPostgres } from './service.ts';
+import { createBenchDatabase, type BenchPostgres } from './service.ts';
 
 const SCENES = 100;
 const IMAGES = 10;
@@ -37,11 +37,8 @@ interface LegacyOutput {
  * the right URL, succeeded).
  */
 export async function measureRace(pg: BenchPostgres): Promise<Measurement[]> {
-  const database = `bench_race_${process.pid}`;
-  const admin = postgres(pg.adminUrl, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
-  await admin.unsafe(`CREATE DATABASE ${database}`);
-  const url = withDatabase(pg.adminUrl, database);
+  const database = await createBenchDatabase(pg, 'race');
+  const url = database.url;
   let sql: Pool | undefined;
   try {
     await migrate(url, createLogger('warn'));
@@ -94,8 +91,7 @@ export async function measureRace(pg: BenchPostgres): Promise<Measurement[]> {
     ];
   } finally {
     await sql?.end({ timeout: 5 });
-    await admin.unsafe(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
-    await admin.end();
+    await database.drop();
   }
 }
 

@@ -34,6 +34,12 @@ export interface Measurement {
   details: Record<string, string | number>;
 }
 
+/** The p-quantile (0..1) of some measurements, nearest rank. */
+export function percentile(values: readonly number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!;
+}
+
 export function judge(m: Omit<Measurement, 'pass'>): Measurement {
   const value = m.target.of === 'ratio' ? m.ratio : m.measured;
   return { ...m, pass: value >= m.target.min };

