@@ -4,7 +4,8 @@
 -- each candidate row's tsvector again to check it (a bitmap recheck, or the filter of an
 -- ordered scan of an owner's gallery): ~20 us a row, 1-2.5 s for a search of common words.
 -- The vector is now stored with the row (computed when the prompts change) and indexed as a
--- column. Adding it rewrites generated_images once (measured in the README, Gallery).
+-- column. Adding it rewrites generated_images once, under an exclusive lock: on a large
+-- table, apply it (npm run migrate) in a quiet moment.
 ALTER TABLE generated_images
   ADD COLUMN IF NOT EXISTS search_vector tsvector GENERATED ALWAYS AS (
     to_tsvector('simple'::regconfig,

@@ -50,8 +50,8 @@ export async function listGallery(sql: Pool, scope: Scope, q: GalleryQuery): Pro
     const [built] = await tx<{ query: string; nodes: number }[]>`
       SELECT set_config('plan_cache_mode', 'force_custom_plan', true) AS plan_cache_mode,
              -- A bitmap of a common word's rows (620,000 of 10 M for "watercolor") turns lossy
-             -- at the default 4 MB, and every row of a lossy page is re-checked by computing
-             -- its tsvector: 2.5 s for "watercolor harbor" at 10 M images, 0.5 s exact.
+             -- at the default 4 MB, and then every row of its pages is read and re-checked
+             -- (2.5 s for "watercolor harbor" at 10 M images before the stored vector, 0.5 s exact).
              set_config('work_mem', '32MB', true) AS work_mem,
              -- tsquery's own text form quotes every lexeme: ':*' after the closing quote of the
              -- last one marks it a prefix, and can mark nothing else.
