@@ -59,9 +59,8 @@ export async function runBackfill(sql: Pool, o: BackfillOptions): Promise<Backfi
   let after: string | null = null;
   for (;;) {
     const batch = await sql.begin(async (tx) => {
-      // The batch's projects are locked (in id order) before their slots are written: the lock
-      // order of db/project-locks.ts; and pruning then writes the JSON exactly as verified.
-      const projects = await readProjectBatch(tx, { after, limit: o.batchSize, projectId: o.projectId, lock: !o.dryRun });
+      // Pruning rewrites the JSON: lock the batch so what we verified is what we write.
+      const projects = await readProjectBatch(tx, { after, limit: o.batchSize, projectId: o.projectId, lock: o.pruneLegacy && !o.dryRun });
       const plans = projects.map((p) => ({ id: p.id, plan: planLegacyImages(p.generatedOutput) }));
       const images: BackfillImage[] = plans.flatMap(({ id, plan }) => plan.images.map((image) => ({ ...image, projectId: id })));
       let inserted = 0;

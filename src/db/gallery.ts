@@ -2,7 +2,6 @@ import type { PendingQuery, Row } from 'postgres';
 import type { ImageStatus } from '../projects/progress.ts';
 import type { Pool, Sql } from './database.ts';
 import { slotRecordColumns, type ImageRecordRow } from './image-records.ts';
-import { lockProjectsOfSlots } from './project-locks.ts';
 import { ownedBy, type Scope } from './scope.ts';
 
 export interface GalleryQuery {
@@ -111,13 +110,10 @@ function pageInScope(sql: Sql, scope: Scope, filters: PendingQuery<Row[]>, limit
 
 /** Marks a slot's image favorite (or not), when the image is in scope (the rule of listGallery). */
 export async function setImageFavorite(pool: Pool, scope: Scope, id: string, favorite: boolean): Promise<ImageRecordRow | undefined> {
-  const rows = await pool.begin(async (sql) => {
-    await lockProjectsOfSlots(sql, [id]);
-    return sql<ImageRecordRow[]>`
+  const rows = await pool<ImageRecordRow[]>`
     UPDATE generated_images g SET favorite = ${favorite}
     FROM content_creation_requests p
-    WHERE g.id = ${id}::uuid AND p.id = g.content_creation_request_id AND ${ownedBy(sql, scope, 'g.owner_id')}
-    RETURNING ${slotRecordColumns(sql)}`;
-  });
+    WHERE g.id = ${id}::uuid AND p.id = g.content_creation_request_id AND ${ownedBy(pool, scope, 'g.owner_id')}
+    RETURNING ${slotRecordColumns(pool)}`;
   return rows[0];
 }

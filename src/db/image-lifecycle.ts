@@ -1,5 +1,4 @@
 import type { Sql } from './database.ts';
-import { lockProjectsOfSlots } from './project-locks.ts';
 import { ownedBy, type Scope } from './scope.ts';
 
 /** The columns of an image a slot row or a version row carries alike. */
@@ -13,7 +12,6 @@ const IMAGE_FIELDS = `image_url, storage_key, full_prompt, revised_prompt, provi
  * cancels it. False when the slot or the version is not there (or not in scope).
  */
 export async function restoreVersion(sql: Sql, scope: Scope, slotId: string, version: number): Promise<boolean> {
-  await lockProjectsOfSlots(sql, [slotId]);
   const rows = await sql`
     WITH slot AS (
       SELECT g.* FROM generated_images g JOIN content_creation_requests p ON p.id = g.content_creation_request_id
@@ -51,7 +49,6 @@ export async function restoreVersion(sql: Sql, scope: Scope, slotId: string, ver
  * commit); undefined when there is no image there (or the slot is not in scope).
  */
 export async function deleteSlotImage(sql: Sql, scope: Scope, slotId: string): Promise<string[] | undefined> {
-  await lockProjectsOfSlots(sql, [slotId]);
   const rows = await sql<{ storageKey: string | null; which: string }[]>`
     WITH slot AS (
       SELECT g.id, g.content_creation_request_id, g.scene_index, g.image_index, g.storage_key

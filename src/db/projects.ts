@@ -141,6 +141,7 @@ export interface ListProjectsQuery {
  * created_at, id) index, never a scan of the projects it skips.
  */
 export async function listProjectSummaries(sql: Sql, q: ListProjectsQuery): Promise<ProjectSummaryRow[]> {
+  await foldSlotChanges(sql, { onlyIfPending: true });
   return sql<ProjectSummaryRow[]>`
     SELECT p.id, p.title, p.created_at, p.updated_at, p.slots_total AS total, p.slots_queued AS queued,
            p.slots_running AS running, p.slots_succeeded AS succeeded, p.slots_failed AS failed
@@ -149,16 +150,36 @@ export async function listProjectSummaries(sql: Sql, q: ListProjectsQuery): Prom
     LIMIT ${q.limit}`;
 }
 
+/** Changes folded per call at most: a fold is one transaction, kept short. */
+const FOLD_BATCH = 50_000;
+
 /**
- * A version of everything GET /projects/:id shows, from the project row alone: its xmin
- * changes with every committed change of the row, and the slot-counting triggers bump
- * images_version (a change of the row too) with every change of its slots a client can see.
- * One index lookup whatever the project's size. Undefined when the project does not exist
- * for this owner.
+ * Adds the slot changes appended since the last fold to their project rows' counts, status
+ * and images_version (migration 1765411200000: writers of slots append, never lock the
+ * project). The runner folds every few hundred milliseconds; a listing folds first, so the
+ * status it filters on and the counts it shows include every change committed before it.
+ * `onlyIfPending`: skip the fold (and its lock) when nothing is pending, as seen by this
+ * statement: a fold in progress elsewhere still shows its changes as pending, so the caller
+ * waits for it and then sees its result. Returns how many changes were folded.
+ */
+export async function foldSlotChanges(sql: Sql, o: { onlyIfPending?: boolean } = {}): Promise<number> {
+  const rows = await sql<{ folded: number }[]>`
+    SELECT sceneworks_fold_slot_changes(${FOLD_BATCH}) AS folded
+    ${o.onlyIfPending ? sql`WHERE EXISTS (SELECT 1 FROM project_slot_changes)` : sql``}`;
+  return rows[0]?.folded ?? 0;
+}
+
+/**
+ * A version of everything GET /projects/:id shows, from the project row and its pending slot
+ * changes: the row's xmin changes with every committed change of the row (a fold included),
+ * and each change of a slot a client can see appends a change row (the newest one's id is
+ * part of the version until a fold adds it to images_version). Two index lookups whatever the
+ * project's size. Undefined when the project does not exist for this owner.
  */
 export async function findProjectVersion(sql: Sql, scope: Scope, id: string): Promise<string | undefined> {
   const rows = await sql<{ version: string }[]>`
-    SELECT p.xmin::text || ':' || p.images_version AS version
+    SELECT p.xmin::text || ':' || p.images_version || ':'
+           || coalesce((SELECT max(c.id) FROM project_slot_changes c WHERE c.project_id = p.id), 0) AS version
     FROM content_creation_requests p WHERE p.id = ${id} AND ${ownedBy(sql, scope, 'p.user_id')}`;
   return rows[0]?.version;
 }

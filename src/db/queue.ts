@@ -1,5 +1,4 @@
-import type { Pool } from './database.ts';
-import { lockProjects, lockProjectsOfSlots } from './project-locks.ts';
+import type { Sql } from './database.ts';
 
 /** A slot the runner holds a lease on. (id, generation, attempts) is its fencing token. */
 export interface ClaimedSlot {
@@ -18,36 +17,27 @@ export interface ClaimedSlot {
  * Claims up to `limit` queued slots for this worker. SKIP LOCKED lets any number of
  * workers claim concurrently without waiting on or double-claiming each other's rows.
  */
-export async function claimQueuedSlots(sql: Pool, workerId: string, limit: number, leaseMs: number): Promise<ClaimedSlot[]> {
-  // Lock order (project-locks.ts): the candidates' projects first, then the slots. Another
-  // worker claiming the same candidates waits for the projects, then skips what is taken.
-  return sql.begin(async (tx): Promise<ClaimedSlot[]> => {
-    const candidates = await tx<{ id: string; projectId: string }[]>`
-      SELECT id, content_creation_request_id AS project_id FROM generated_images
+export async function claimQueuedSlots(sql: Sql, workerId: string, limit: number, leaseMs: number): Promise<ClaimedSlot[]> {
+  return sql<ClaimedSlot[]>`
+    WITH picked AS (
+      SELECT id FROM generated_images
       WHERE status = 'queued'
       ORDER BY queue_rank, queued_at, id
-      LIMIT ${limit}`;
-    if (candidates.length === 0) return [] as ClaimedSlot[];
-    await lockProjects(tx, candidates.map((c) => c.projectId));
-    return tx<ClaimedSlot[]>`
-      WITH picked AS (
-        SELECT id FROM generated_images
-        WHERE id = ANY(${candidates.map((c) => c.id)}::uuid[]) AND status = 'queued'
-        FOR UPDATE SKIP LOCKED
-      )
-      UPDATE generated_images g
-      SET status = 'running', locked_by = ${workerId},
-          locked_until = now() + make_interval(secs => ${leaseMs / 1000}),
-          attempts = g.attempts + 1, started_at = now(), updated_at = now()
-      FROM picked, content_creation_requests p
-      WHERE g.id = picked.id AND p.id = g.content_creation_request_id
-      RETURNING g.id, g.content_creation_request_id AS project_id, g.scene_index, g.image_index, g.generation,
-                g.attempts, g.prompt, coalesce(g.aspect_ratio, p.settings ->> 'aspectRatio') AS aspect_ratio, p.settings`;
-  });
+      LIMIT ${limit}
+      FOR UPDATE SKIP LOCKED
+    )
+    UPDATE generated_images g
+    SET status = 'running', locked_by = ${workerId},
+        locked_until = now() + make_interval(secs => ${leaseMs / 1000}),
+        attempts = g.attempts + 1, started_at = now(), updated_at = now()
+    FROM picked, content_creation_requests p
+    WHERE g.id = picked.id AND p.id = g.content_creation_request_id
+    RETURNING g.id, g.content_creation_request_id AS project_id, g.scene_index, g.image_index, g.generation,
+              g.attempts, g.prompt, coalesce(g.aspect_ratio, p.settings ->> 'aspectRatio') AS aspect_ratio, p.settings`;
 }
 
 /** Extends the leases of the slots this worker is still running. One statement for all. */
-export async function extendLeases(sql: Pool, workerId: string, ids: readonly string[], leaseMs: number): Promise<number> {
+export async function extendLeases(sql: Sql, workerId: string, ids: readonly string[], leaseMs: number): Promise<number> {
   if (ids.length === 0) return 0;
   const result = await sql`
     UPDATE generated_images SET locked_until = now() + make_interval(secs => ${leaseMs / 1000})
@@ -107,16 +97,14 @@ export interface CommitResult {
  * and tell both claims they committed.
  */
 export async function markImagesSucceeded(
-  pool: Pool,
+  sql: Sql,
   workerId: string,
   items: readonly SucceededSlot[],
   keepVersions: number,
 ): Promise<CommitResult[]> {
   if (items.length === 0) return [];
   const col = <T>(f: (x: SucceededSlot) => T) => items.map(f);
-  const rows = await pool.begin(async (sql) => {
-    await lockProjectsOfSlots(sql, col((x) => x.slot.id));
-    return sql<{ ord: number; previousKey: string | null }[]>`
+  const rows = await sql<{ ord: number; previousKey: string | null }[]>`
     WITH input AS (
       SELECT * FROM unnest(
         ${col((x) => x.slot.id)}::uuid[], ${col((x) => x.slot.generation)}::int[], ${col((x) => x.slot.attempts)}::int[],
@@ -158,7 +146,6 @@ export async function markImagesSucceeded(
     FROM current c JOIN input i ON i.ord = c.ord
     WHERE g.id = c.id
     RETURNING c.ord::int AS ord, CASE WHEN ${keepVersions} > 0 THEN NULL ELSE c.storage_key END AS previous_key`;
-  });
   const byOrd = new Map(rows.map((r) => [r.ord, r.previousKey]));
   return items.map((_, index) =>
     byOrd.has(index + 1) ? { committed: true, previousKey: byOrd.get(index + 1) ?? null } : { committed: false, previousKey: null },
@@ -169,7 +156,7 @@ export async function markImagesSucceeded(
  * Removes, for these slots, the kept versions past the newest `keep`, and returns their
  * storage keys (to remove after commit).
  */
-export async function pruneVersions(sql: Pool, slotIds: readonly string[], keep: number): Promise<string[]> {
+export async function pruneVersions(sql: Sql, slotIds: readonly string[], keep: number): Promise<string[]> {
   if (slotIds.length === 0) return [];
   const rows = await sql<{ storageKey: string | null }[]>`
     DELETE FROM image_versions v
@@ -191,14 +178,12 @@ export async function pruneVersions(sql: Pool, slotIds: readonly string[], keep:
  * it had, if any: a failed regenerate never takes away a served image.
  */
 export async function markImageFailed(
-  pool: Pool,
+  sql: Sql,
   workerId: string,
   slot: SlotFence,
   failure: { error: string; code: string; provider: string; fullPrompt: string | null; providerRequestId: string | null; retries: number },
 ): Promise<boolean> {
-  const result = await pool.begin(async (sql) => {
-    await lockProjectsOfSlots(sql, [slot.id]);
-    return sql`
+  const result = await sql`
     UPDATE generated_images
     SET status = 'failed', error = ${failure.error}, provider = ${failure.provider},
         full_prompt = coalesce(${failure.fullPrompt}, full_prompt), attempts = attempts + ${failure.retries},
@@ -207,7 +192,6 @@ export async function markImageFailed(
         locked_by = NULL, locked_until = NULL, finished_at = now(), gallery_at = now(), updated_at = now()
     WHERE id = ${slot.id} AND locked_by = ${workerId} AND generation = ${slot.generation}
       AND attempts = ${slot.attempts} AND status = 'running'`;
-  });
   return result.count === 1;
 }
 
@@ -226,34 +210,26 @@ export interface AbandonedClaim {
  * they have used `maxAttempts` claims, so a slot that kills its worker cannot loop forever.
  * Returns the abandoned claims, so the objects they may have uploaded can be removed.
  */
-export async function recoverExpiredLeases(pool: Pool, maxAttempts: number): Promise<AbandonedClaim[]> {
-  return pool.begin(async (sql): Promise<AbandonedClaim[]> => {
-    const expired = await sql<{ id: string }[]>`SELECT id FROM generated_images WHERE status = 'running' AND locked_until < now()`;
-    if (expired.length === 0) return [] as AbandonedClaim[];
-    await lockProjectsOfSlots(sql, expired.map((e) => e.id));
-    return sql<AbandonedClaim[]>`
+export async function recoverExpiredLeases(sql: Sql, maxAttempts: number): Promise<AbandonedClaim[]> {
+  return sql<AbandonedClaim[]>`
     UPDATE generated_images
     SET status = CASE WHEN attempts >= ${maxAttempts} THEN 'failed' ELSE 'queued' END,
         error = CASE WHEN attempts >= ${maxAttempts}
                      THEN 'abandoned: its worker stopped responding ' || attempts || ' times' ELSE error END,
         locked_by = NULL, locked_until = NULL, updated_at = now()
-    WHERE id = ANY(${expired.map((e) => e.id)}::uuid[]) AND status = 'running' AND locked_until < now()
+    WHERE status = 'running' AND locked_until < now()
     RETURNING content_creation_request_id AS project_id, scene_index, image_index, generation, attempts, status`;
-  });
 }
 
 /** Gives these claims of this worker back to the queue at once (graceful shutdown), fenced like a commit. */
-export async function releaseLeases(pool: Pool, workerId: string, claims: readonly SlotFence[]): Promise<number> {
+export async function releaseLeases(sql: Sql, workerId: string, claims: readonly SlotFence[]): Promise<number> {
   if (claims.length === 0) return 0;
-  const result = await pool.begin(async (sql) => {
-    await lockProjectsOfSlots(sql, claims.map((c) => c.id));
-    return sql`
+  const result = await sql`
     UPDATE generated_images g
     SET status = 'queued', locked_by = NULL, locked_until = NULL, updated_at = now()
     FROM unnest(${claims.map((c) => c.id)}::uuid[], ${claims.map((c) => c.generation)}::int[], ${claims.map((c) => c.attempts)}::int[])
       AS c(id, generation, attempts)
     WHERE g.id = c.id AND g.generation = c.generation AND g.attempts = c.attempts
       AND g.locked_by = ${workerId} AND g.status = 'running'`;
-  });
   return result.count;
 }

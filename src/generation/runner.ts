@@ -6,6 +6,7 @@ import pRetry from 'p-retry';
 import type { Pool } from '../db/database.ts';
 import { purgeExpiredIdempotencyKeys } from '../db/idempotency.ts';
 import { QUEUE_CHANNEL } from '../db/images.ts';
+import { foldSlotChanges } from '../db/projects.ts';
 import { purgeIdleRateLimits } from '../db/rate-limits.ts';
 import {
   claimQueuedSlots,
@@ -70,6 +71,8 @@ export interface Runner {
 const COMMIT_TRIES = 6;
 const COMMIT_BATCH = 100;
 const PURGE_EVERY_MS = 10 * 60_000;
+/** How often the runner adds the slot changes its commits appended to their project rows (foldSlotChanges). */
+const FOLD_EVERY_MS = 500;
 const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60_000;
 
 /**
@@ -120,6 +123,7 @@ export function createRunner(o: RunnerOptions): Runner {
   let heartbeat: NodeJS.Timeout | undefined;
   let lastRecovery = 0;
   let lastPurge = 0;
+  let lastFold = 0;
   let unlisten: (() => Promise<void>) | undefined;
 
   async function run() {
@@ -135,6 +139,11 @@ export function createRunner(o: RunnerOptions): Runner {
             const orphans = abandoned.flatMap((a) => attemptKeys({ ...a, attempt: a.attempts }));
             await o.store.remove(orphans).catch((err) => o.log.warn({ err }, 'could not remove objects of abandoned attempts'));
           }
+        }
+        if (Date.now() - lastFold >= FOLD_EVERY_MS) {
+          lastFold = Date.now();
+          // The project rows' counts and status (listings fold for themselves before they read).
+          await foldSlotChanges(o.sql, { onlyIfPending: true });
         }
         if (Date.now() - lastPurge >= PURGE_EVERY_MS) {
           lastPurge = Date.now();
