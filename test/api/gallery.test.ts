@@ -292,8 +292,10 @@ describe('GET /images?q=: full-text search', () => {
       for (let i = 0; i < 12; i++) await listGallery(sql, { ownerId: LOCAL_OWNER_ID, unowned: true }, { limit: 5, before: null, search: i % 2 ? 'lighthouse' : 'cat' });
       const plans = await sql<{ genericPlans: number; customPlans: number }[]>`
         SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE '%@@%' AND statement NOT LIKE '%pg_prepared_statements%'`;
-      expect(plans).toHaveLength(1);
-      expect(plans[0]).toEqual({ genericPlans: 0, customPlans: 12 });
+      // Each statement of a search (ordered scans, the index when the words are rare), each planned every time.
+      expect(plans.length).toBeGreaterThan(0);
+      for (const plan of plans) expect(plan.genericPlans).toBe(0);
+      expect(plans.reduce((n, p) => n + p.customPlans, 0)).toBeGreaterThanOrEqual(12);
     } finally {
       await sql.end();
     }
