@@ -42,6 +42,13 @@ export interface ProjectEventsHubOptions {
   log: Logger;
   /** A notification is answered after this long, so a burst of changes costs one read. */
   coalesceMs?: number | undefined;
+  /**
+   * The share of the time a watched project may be being read, at most (default 0.1): after a
+   * read that took T, the next starts no sooner than T x (1 / share - 1) after it ended. A read
+   * costs what the project holds (its row versions), so a large project is read less often, and
+   * a loaded machine (slower reads) spaces reads more, instead of spending itself on them.
+   */
+  readShare?: number | undefined;
   /** How a project's row versions are read, on each change (listImageRowVersions). */
   readVersions?: ((sql: Pool, projectId: string) => Promise<ImageRowVersion[]>) | undefined;
   /** How a project's images are read: all (once, when watching starts), or those ids (listWatchedImages). */
@@ -58,12 +65,15 @@ interface WatchedProject {
   progress: ProgressFrames | undefined;
   timer: NodeJS.Timeout | undefined;
   reading: boolean;
+  /** When the next read may start (performance.now()), by readShare. */
+  nextReadAt: number;
   /** A change was notified (or a watcher joined) while a read was in flight: that read may predate it. */
   again: boolean;
 }
 
 export function createProjectEventsHub(o: ProjectEventsHubOptions): ProjectEventsHub {
   const coalesceMs = o.coalesceMs ?? 50;
+  const spacing = 1 / (o.readShare ?? 0.1) - 1;
   const readVersions = o.readVersions ?? listImageRowVersions;
   const readImages = o.readImages ?? listWatchedImages;
   const projects = new Map<string, WatchedProject>();
@@ -92,12 +102,13 @@ export function createProjectEventsHub(o: ProjectEventsHubOptions): ProjectEvent
     const project = projects.get(projectId);
     if (!project || closed) return;
     if (project.reading) project.again = true;
-    else project.timer ??= setTimeout(() => void refresh(projectId, project), delayMs);
+    else project.timer ??= setTimeout(() => void refresh(projectId, project), Math.max(delayMs, project.nextReadAt - performance.now()));
   }
 
   async function refresh(projectId: string, project: WatchedProject) {
     project.timer = undefined;
     project.reading = true;
+    const started = performance.now();
     // Those that joined before this read started get their snapshot from it.
     for (const [watcher, state] of project.watchers) if (state === 'joining') project.watchers.set(watcher, 'snapshotting');
     let retryMs = coalesceMs;
@@ -111,6 +122,8 @@ export function createProjectEventsHub(o: ProjectEventsHubOptions): ProjectEvent
       retryMs = Math.max(1_000, coalesceMs);
     } finally {
       project.reading = false;
+      const ended = performance.now();
+      project.nextReadAt = ended + (ended - started) * spacing;
     }
     if (project.watchers.size === 0) {
       if (projects.get(projectId) === project) projects.delete(projectId);
@@ -178,7 +191,7 @@ export function createProjectEventsHub(o: ProjectEventsHubOptions): ProjectEvent
       if (closed) throw new AppError('UNAVAILABLE', 'the service is shutting down');
       let project = projects.get(projectId);
       if (!project) {
-        project = { watchers: new Map(), known: undefined, progress: undefined, timer: undefined, reading: false, again: false };
+        project = { watchers: new Map(), known: undefined, progress: undefined, timer: undefined, reading: false, nextReadAt: 0, again: false };
         projects.set(projectId, project);
       }
       project.watchers.set(watcher, 'joining');

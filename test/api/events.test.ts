@@ -186,6 +186,45 @@ describe('GET /projects/:id/events, in-process', () => {
     }
   });
 
+  it('a project whose reads are slow is read less often: reads take at most their share of the time', async () => {
+    const p = randomUUID();
+    const sql = t.db.sql;
+    await sql`INSERT INTO content_creation_requests (id, user_id) VALUES (${p}, ${t.deps.singleOwner.ownerId})`;
+    await sql`INSERT INTO generated_images (content_creation_request_id, scene_index, image_index, status) VALUES (${p}, 1, 0, 'running')`;
+    const READ_MS = 60;
+    const reads: number[] = [];
+    const spaced = createProjectEventsHub({
+      sql,
+      store: t.deps.store,
+      log: t.deps.log,
+      coalesceMs: 5,
+      // A read of a large project: it takes READ_MS; at a share of 0.2 the next waits 4 x READ_MS after it.
+      readShare: 0.2,
+      async readVersions(s, id) {
+        reads.push(performance.now());
+        await new Promise((resolve) => setTimeout(resolve, READ_MS));
+        return listImageRowVersions(s, id);
+      },
+    });
+    let changes = 0;
+    try {
+      await spaced.watch(p, { onSnapshot: () => {}, onChange: () => (changes += 1), onEnd: () => {} });
+      // A change every 10 ms for 1.2 s: answered at once, that would be a read every READ_MS + 5 ms (~18 reads).
+      const until = performance.now() + 1_200;
+      for (let i = 0; performance.now() < until; i++) {
+        await sql`UPDATE generated_images SET status = ${i % 2 ? 'running' : 'queued'}, updated_at = now() WHERE content_creation_request_id = ${p}`;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      // 1.2 s / (60 ms read + 240 ms spacing) = 4 reads, 5 with the one in flight at the start.
+      expect(reads.length).toBeGreaterThanOrEqual(2);
+      expect(reads.length).toBeLessThanOrEqual(6);
+      for (let i = 1; i < reads.length; i++) expect(reads[i]! - reads[i - 1]!).toBeGreaterThanOrEqual(READ_MS * 5 - 15);
+      expect(changes).toBeGreaterThan(0); // and the changes still come
+    } finally {
+      await spaced.close();
+    }
+  });
+
   it('a read that fails is tried again, and nothing of it is half applied', async () => {
     const p = randomUUID();
     const sql = t.db.sql;
