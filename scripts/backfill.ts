@@ -177,6 +177,7 @@ try {
       rehost = await rehostLegacyImages(deps.db.sql, deps.store, {
         concurrency: rehostConcurrency,
         timeoutMs: rehostTimeoutMs,
+        fetch: deps.legacyFetch,
         batchSize,
         projectId: args.project,
         onProgress: (p) => rehostBar.update(p.done, Math.max(p.done, rehost?.candidates ?? p.done)),

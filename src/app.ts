@@ -65,7 +65,7 @@ export function createApp(deps: Deps) {
   );
 
   app.route('/', eventRoutes({ events: { sql: deps.db.sql, hub: deps.projectEvents }, keepAliveMs: deps.config.SSE_KEEP_ALIVE_MS }));
-  app.route('/', downloadRoutes({ sql: deps.db.sql, store: deps.store }));
+  app.route('/', downloadRoutes({ sql: deps.db.sql, store: deps.store, legacy: { fetch: deps.legacyFetch } }));
   app.route('/', imageRoutes({ sql: deps.db.sql, store: deps.store }));
   app.route('/', imageVersionRoutes({ sql: deps.db.sql, store: deps.store, log: deps.log }));
 

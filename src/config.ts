@@ -49,6 +49,8 @@ export const ConfigSchema = z
     /** none: one owner (OWNER_ID), loopback only unless ALLOW_UNAUTHENTICATED; jwt: Supabase-style bearer tokens. */
     AUTH: z.enum(['none', 'jwt']).default('none'),
     ALLOW_UNAUTHENTICATED: bool.default(false),
+    /** Legacy image URLs (downloads, archive, rehost) may point at private, loopback or link-local addresses. */
+    LEGACY_FETCH_ALLOW_PRIVATE: bool.default(false),
     /** Default: <SUPABASE_URL>/auth/v1/.well-known/jwks.json when SUPABASE_URL is set. */
     JWT_JWKS_URL: optionalUrl,
     /** The legacy shared secret (HS256). */

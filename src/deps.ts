@@ -1,3 +1,4 @@
+import { anyAddress, createOutboundFetch, publicAddressesOnly, type OutboundFetch } from './net/outbound.ts';
 import path from 'node:path';
 import { createTokenVerifier } from './auth/tokens.ts';
 import { isLoopbackHost, type Config } from './config.ts';
@@ -37,6 +38,8 @@ export interface Deps {
   singleOwner: Scope;
   /** Who is calling: single-owner mode, or bearer tokens checked by a verifier built once (its key cache). */
   authentication: Authentication;
+  /** How a legacy row's image URL is fetched: public addresses only unless LEGACY_FETCH_ALLOW_PRIVATE. */
+  legacyFetch: OutboundFetch;
   close(): Promise<void>;
 }
 
@@ -139,6 +142,7 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
             }),
           }
         : { mode: 'none', singleOwner },
+    legacyFetch: createOutboundFetch(config.LEGACY_FETCH_ALLOW_PRIVATE ? anyAddress : publicAddressesOnly),
     async close() {
       await projectEvents.close();
       await runner.stop(config.SHUTDOWN_GRACE_MS);

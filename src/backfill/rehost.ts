@@ -12,6 +12,7 @@ import {
 import { isAbortError } from '../providers/errors.ts';
 import { probeImage } from '../providers/image-bytes.ts';
 import { ProviderError } from '../providers/provider.ts';
+import { RefusedAddressError, type OutboundFetch } from '../net/outbound.ts';
 import type { ObjectStore } from '../storage/store.ts';
 
 export interface RehostOptions {
@@ -19,6 +20,8 @@ export interface RehostOptions {
   concurrency: number;
   /** Each download, headers and body, is cut off after this long. */
   timeoutMs: number;
+  /** How URLs are fetched: public addresses only unless LEGACY_FETCH_ALLOW_PRIVATE (deps.legacyFetch). */
+  fetch: OutboundFetch;
   batchSize: number;
   projectId?: string | undefined;
   /** Called after each batch has been written. */
@@ -39,7 +42,7 @@ export interface RehostSummary {
 }
 
 /** Why a candidate could not be rehosted: the key counts it, the message goes on the row. */
-export const REHOST_FAILURE_REASONS = ['http_404', 'http_error', 'timeout', 'network', 'not_image', 'bad_data_url', 'store_error'] as const;
+export const REHOST_FAILURE_REASONS = ['http_404', 'http_error', 'timeout', 'network', 'refused_address', 'not_image', 'bad_data_url', 'store_error'] as const;
 export type RehostFailureReason = (typeof REHOST_FAILURE_REASONS)[number];
 
 class UnfetchableError extends Error {
@@ -80,7 +83,7 @@ export async function rehostLegacyImages(sql: Pool, store: ObjectStore, o: Rehos
     after = candidates[candidates.length - 1]!.id;
     summary.candidates += candidates.length;
 
-    const outcomes = await Promise.all(candidates.map((c) => limit(() => rehostOne(store, c, o.timeoutMs))));
+    const outcomes = await Promise.all(candidates.map((c) => limit(() => rehostOne(store, c, o))));
 
     const rehosted = outcomes.flatMap((x) => (x.kind === 'rehosted' ? [x] : []));
     const committed = await markLegacyImagesRehosted(sql, rehosted.map((x) => x.image));
@@ -114,10 +117,10 @@ export async function rehostLegacyImages(sql: Pool, store: ObjectStore, o: Rehos
   return summary;
 }
 
-async function rehostOne(store: ObjectStore, candidate: LegacyCandidate, timeoutMs: number): Promise<Outcome> {
+async function rehostOne(store: ObjectStore, candidate: LegacyCandidate, o: Pick<RehostOptions, 'timeoutMs' | 'fetch'>): Promise<Outcome> {
   let image: { bytes: Uint8Array; mimeType: string; width: number; height: number };
   try {
-    image = await legacyImageBytes(candidate.imageUrl, timeoutMs);
+    image = await legacyImageBytes(candidate.imageUrl, o);
   } catch (err) {
     if (!(err instanceof UnfetchableError)) throw err;
     return { kind: 'unfetchable', candidate, reason: err.reason, error: err.message };
@@ -148,8 +151,8 @@ async function rehostOne(store: ObjectStore, candidate: LegacyCandidate, timeout
 }
 
 /** The bytes of a legacy URL, checked to be an image; throws UnfetchableError with the reason. */
-async function legacyImageBytes(url: string, timeoutMs: number) {
-  const { bytes, declaredType } = url.startsWith('data:') ? decodeDataUrl(url) : await download(url, timeoutMs);
+async function legacyImageBytes(url: string, o: Pick<RehostOptions, 'timeoutMs' | 'fetch'>) {
+  const { bytes, declaredType } = url.startsWith('data:') ? decodeDataUrl(url) : await download(url, o);
   try {
     return { bytes, ...(await probeImage('legacy', bytes)) };
   } catch (err) {
@@ -158,7 +161,7 @@ async function legacyImageBytes(url: string, timeoutMs: number) {
   }
 }
 
-async function download(url: string, timeoutMs: number): Promise<{ bytes: Uint8Array; declaredType: string | undefined }> {
+async function download(url: string, { timeoutMs, fetch }: Pick<RehostOptions, 'timeoutMs' | 'fetch'>): Promise<{ bytes: Uint8Array; declaredType: string | undefined }> {
   const fail = (reason: RehostFailureReason, what: string) => new UnfetchableError(reason, `legacy image could not be fetched: ${what}`);
   // One signal for headers and body: a server that trickles its body is cut off too.
   const signal = AbortSignal.timeout(timeoutMs);
@@ -173,6 +176,7 @@ async function download(url: string, timeoutMs: number): Promise<{ bytes: Uint8A
   } catch (err) {
     if (err instanceof UnfetchableError) throw err;
     if (isAbortError(err) || signal.aborted) throw fail('timeout', `timed out after ${timeoutMs} ms`);
+    if (err instanceof RefusedAddressError) throw fail('refused_address', err.message);
     const cause = (err as Error).cause as { code?: string; message?: string } | undefined;
     throw fail('network', `network error (${cause?.code ?? cause?.message ?? (err as Error).message})`);
   }

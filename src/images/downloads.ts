@@ -3,6 +3,7 @@ import type { Pool } from '../db/database.ts';
 import { findImageRecord } from '../db/image-records.ts';
 import type { Scope } from '../db/scope.ts';
 import { AppError, notFound } from '../errors.ts';
+import { createOutboundFetch, publicAddressesOnly, RefusedAddressError, type OutboundFetch } from '../net/outbound.ts';
 import { withReadTimeout } from '../storage/read-timeout.ts';
 import { StoreError, type ObjectStore, type StoredObject } from '../storage/store.ts';
 
@@ -20,9 +21,11 @@ export interface LegacyFetchOptions {
   timeoutMs: number;
   /** A larger answer fails part way instead of streaming for ever. */
   maxBytes: number;
+  /** Connects only where its address policy allows (src/net/outbound.ts). */
+  fetch: OutboundFetch;
 }
 
-export const LEGACY_FETCH_DEFAULTS: LegacyFetchOptions = { timeoutMs: 30_000, maxBytes: 50 * 1024 * 1024 };
+export const LEGACY_FETCH_DEFAULTS: LegacyFetchOptions = { timeoutMs: 30_000, maxBytes: 50 * 1024 * 1024, fetch: createOutboundFetch(publicAddressesOnly) };
 
 export interface ImageReading {
   store: ObjectStore;
@@ -96,10 +99,13 @@ async function fetchLegacyImage(url: URL, recordedType: string | null, options: 
   }, options.timeoutMs);
   let res: Response;
   try {
-    // Redirects are followed; fetch follows them only to http(s) URLs, never to data: or file:.
-    res = await fetch(url, { signal: request.signal, headers: { accept: 'image/*' } });
+    // Redirects are followed, each hop to http(s) only and to an address the policy allows.
+    res = await options.fetch(url, { signal: request.signal, headers: { accept: 'image/*' } });
   } catch (err) {
     signal?.removeEventListener('abort', stop);
+    // Never fetchable from here, whenever asked: gone (a 404), not a failure that may pass.
+    const refused = refusal(err);
+    if (refused) return { ok: false, gone: true, reason: `its URL is refused: ${refused.message}` };
     if (timedOut) return { ok: false, gone: false, reason: `its URL did not answer within ${options.timeoutMs} ms` };
     return { ok: false, gone: false, reason: `its URL cannot be fetched (${networkReason(err)})` };
   } finally {
@@ -168,6 +174,13 @@ function recordedImageType(recorded: string | null, url: URL): string | undefine
   if (recorded && essence(recorded).startsWith('image/')) return essence(recorded);
   const ext = /\.([a-z0-9]{1,5})$/i.exec(url.pathname)?.[1]?.toLowerCase();
   return ext ? Object.entries(EXTENSIONS).find(([, e]) => e === ext || (ext === 'jpeg' && e === 'jpg'))?.[0] : undefined;
+}
+
+function refusal(err: unknown): RefusedAddressError | undefined {
+  for (let e = err, depth = 0; e && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if (e instanceof RefusedAddressError) return e;
+  }
+  return undefined;
 }
 
 function networkReason(err: unknown): string {

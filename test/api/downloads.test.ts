@@ -1,4 +1,5 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { anyAddress, createOutboundFetch } from '../../src/net/outbound.ts';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Uint8ArrayReader, Uint8ArrayWriter, ZipReader } from '@zip.js/zip.js/index-native.js';
@@ -440,7 +441,7 @@ describe('owner scope (AUTH=jwt)', () => {
 
 describe('legacy URL fetch limits', () => {
   const store = { name: 'none', put: async () => ({ url: null }), remove: async () => {}, get: async () => undefined } satisfies ObjectStore;
-  const open = (path: string, legacy = { timeoutMs: 300, maxBytes: 1000 }) => openImage({ store, legacy }, { storageKey: null, imageUrl: `${legacyHost()}${path}`, mimeType: null });
+  const open = (path: string, legacy = { timeoutMs: 300, maxBytes: 1000, fetch: createOutboundFetch(anyAddress) }) => openImage({ store, legacy }, { storageKey: null, imageUrl: `${legacyHost()}${path}`, mimeType: null });
   const legacyHost = () => legacy.url;
   const drain = async (body: ReadableStream<Uint8Array>) => {
     for await (const _ of body) void _;
@@ -451,13 +452,13 @@ describe('legacy URL fetch limits', () => {
   });
 
   it('a body that stops coming errors after the timeout, instead of hanging the download', async () => {
-    const opened = await open('/stall', { timeoutMs: 300, maxBytes: 1_000_000 });
+    const opened = await open('/stall', { timeoutMs: 300, maxBytes: 1_000_000, fetch: createOutboundFetch(anyAddress) });
     expect(opened.ok).toBe(true);
     await expect(drain((opened as { image: { body: ReadableStream<Uint8Array> } }).image.body)).rejects.toThrow(/broke off: timed out/);
   });
 
   it('more bytes than the limit: the read fails part way', async () => {
-    const opened = await open('/big', { timeoutMs: 5000, maxBytes: 1000 });
+    const opened = await open('/big', { timeoutMs: 5000, maxBytes: 1000, fetch: createOutboundFetch(anyAddress) });
     expect(opened.ok).toBe(true);
     await expect(drain((opened as { image: { body: ReadableStream<Uint8Array> } }).image.body)).rejects.toThrow(/larger than the 1000 bytes/);
   });

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { anyAddress, createOutboundFetch } from '../../src/net/outbound.ts';
 import { once } from 'node:events';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
@@ -64,7 +65,7 @@ afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-const options = (o: Partial<RehostOptions> = {}): RehostOptions => ({ concurrency: 3, timeoutMs: 300, batchSize: 2, ...o });
+const options = (o: Partial<RehostOptions> = {}): RehostOptions => ({ concurrency: 3, timeoutMs: 300, batchSize: 2, fetch: createOutboundFetch(anyAddress), ...o });
 
 async function newProject(): Promise<string> {
   const [row] = await db.sql<{ id: string }[]>`INSERT INTO content_creation_requests (title) VALUES ('legacy') RETURNING id`;
@@ -135,7 +136,7 @@ describe('rehostLegacyImages', () => {
       candidates: 10,
       rehosted: 3,
       failed: 7,
-      failedByReason: { http_404: 1, http_error: 1, timeout: 1, network: 1, not_image: 2, bad_data_url: 1, store_error: 0 },
+      failedByReason: { http_404: 1, http_error: 1, timeout: 1, network: 1, refused_address: 0, not_image: 2, bad_data_url: 1, store_error: 0 },
       superseded: 0,
     });
     expect(progress.at(-1)).toEqual({ done: 10, rehosted: 3, failed: 7 });

@@ -40,6 +40,9 @@ export async function startTestApp(
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     POLL_INTERVAL_MS: '50',
     DATABASE_POOL_SIZE: '10',
+    // The "remote" servers of legacy image URLs in tests are on loopback; the refusal of private
+    // addresses (the default) is tested with this off (test/net/outbound.test.ts).
+    LEGACY_FETCH_ALLOW_PRIVATE: 'true',
     ...env,
   });
   const deps = await createDeps(config, createLogger(config.LOG_LEVEL, options.logDestination), { providers: options.providers, wrapStore: options.wrapStore });
