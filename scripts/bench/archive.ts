@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { SERVICE_NODE_FLAGS } from '../../src/node-flags.ts';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -111,7 +112,7 @@ export interface Service {
 /** The real service, `node src/main.ts`, in a process of its own; ready once /readyz answers. */
 export async function startServiceProcess(databaseUrl: string, dataDir: string, env: Record<string, string> = {}): Promise<Service> {
   const port = await freePort();
-  const child: ChildProcess = spawn(process.execPath, [MAIN], {
+  const child: ChildProcess = spawn(process.execPath, [...SERVICE_NODE_FLAGS, MAIN], {
     env: {
       PATH: process.env.PATH ?? '',
       HOME: process.env.HOME ?? '/tmp',
@@ -123,6 +124,8 @@ export async function startServiceProcess(databaseUrl: string, dataDir: string, 
       LOG_LEVEL: 'warn',
       STORAGE_PUBLIC: 'true',
       DATABASE_POOL_SIZE: '10',
+      // To measure the service under other V8 settings (e.g. --max-semi-space-size) without the bench process itself getting them.
+      ...(process.env.BENCH_SERVICE_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_SERVICE_NODE_OPTIONS } : {}),
       ...env,
     },
     stdio: ['ignore', 'ignore', 'pipe'],
