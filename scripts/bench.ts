@@ -1,5 +1,5 @@
 /**
- * npm run -s bench -- [--json] [--concurrency N] [--http-seconds S] [--only pipeline,throughput,reads,backfill,race,gallery,archive,scale,watchers,queue] [--gallery-images N] [--queue-base N] [--queue-processed N]
+ * npm run -s bench -- [--json] [--concurrency N] [--http-seconds S] [--only pipeline,throughput,reads,backfill,race,gallery,archive,scale,watchers,queue] [--gallery-images N] [--queue-base N] [--queue-processed N] [--watchers-large N]
  * (-s keeps npm's banner off stdout, so --json output parses.)
  *
  * Measures, in one run on one embedded PostgreSQL, how close the service comes to what this
@@ -30,6 +30,7 @@ const { values: args } = parseArgs({
     only: { type: 'string' },
     'gallery-images': { type: 'string', default: '10000000' },
     'queue-base': { type: 'string', default: '5000000' },
+    'watchers-large': { type: 'string', default: '100000' },
     'queue-processed': { type: 'string', default: '500000' },
   },
 });
@@ -62,8 +63,8 @@ try {
   if (want('gallery')) measurements.push(...(await measureGallery(pg, Number(args['gallery-images']), progress)));
   if (want('scale')) progress('scale: GET /projects?status= on 100,000 projects vs unfiltered; cache hits at 200 x 8 vs 10 x 4');
   if (want('scale')) measurements.push(...(await measureScaleReads(pg, png, progress)));
-  if (want('watchers')) progress('watchers: 10,000 slots with 200 event streams vs none, the service in a process of its own (throughput, peak RSS)');
-  if (want('watchers')) measurements.push(...(await measureWatchers(pg, progress)));
+  if (want('watchers')) progress(`watchers: 10,000 slots with 200 event streams vs none, the service in a process of its own (throughput, peak RSS), then ${Number(args['watchers-large']).toLocaleString('en-US')} slots (peak RSS)`);
+  if (want('watchers')) measurements.push(...(await measureWatchers(pg, progress, Number(args['watchers-large']))));
   if (want('queue')) {
     const sizes = { base: Number(args['queue-base']), processed: Number(args['queue-processed']) };
     progress(`queue: claim, queue position and recovery on ${sizes.base.toLocaleString('en-US')} slots, after VACUUM and after ${sizes.processed.toLocaleString('en-US')} more went through (tuned autovacuum, then PostgreSQL's defaults)`);

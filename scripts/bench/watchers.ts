@@ -36,13 +36,15 @@ interface Run {
   events: number;
 }
 
-export async function measureWatchers(pg: BenchPostgres, progress: (message: string) => void): Promise<Measurement[]> {
+export async function measureWatchers(pg: BenchPostgres, progress: (message: string) => void, largeSlots: number): Promise<Measurement[]> {
   const fake = await startFakeOpenAI();
   try {
     progress(`watchers: ${SLOTS.toLocaleString('en-US')} slots, no event stream`);
-    const none = await run(pg, fake, 0);
+    const none = await run(pg, fake, 0, SLOTS);
     progress(`watchers: ${SLOTS.toLocaleString('en-US')} slots, ${WATCHERS} event streams`);
-    const watched = await run(pg, fake, WATCHERS);
+    const watched = await run(pg, fake, WATCHERS, SLOTS);
+    progress(`watchers: ${largeSlots.toLocaleString('en-US')} slots, no event stream (memory at scale)`);
+    const large = largeSlots > 0 ? await run(pg, fake, 0, largeSlots) : undefined;
     const details = {
       run: `${SLOTS.toLocaleString('en-US')} slots in ${Math.ceil(SLOTS / (SCENES * PER_SCENE))} projects of up to ${SCENES} x ${PER_SCENE}, default settings, OpenAI adapter against the loopback fake (no delay)`,
       unwatched: `${none.seconds.toFixed(1)} s, peak RSS ${none.peakMB.toFixed(0)} MiB (idle ${none.idleMB.toFixed(0)} MiB)`,
@@ -68,13 +70,28 @@ export async function measureWatchers(pg: BenchPostgres, progress: (message: str
         target: { of: 'ratio', min: 1 },
         details: {},
       }),
+      ...(large
+        ? [
+            judge({
+              // Nothing in the process may grow with the backlog or a project's size: ten times
+              // the slots (all POSTed before the run) peaks where the 10,000-slot run did.
+              name: `service peak RSS, ${largeSlots.toLocaleString('en-US')} slots, no stream`,
+              unit: 'MiB',
+              measured: large.peakMB,
+              baseline: { label: `the same with ${SLOTS.toLocaleString('en-US')} slots`, value: none.peakMB },
+              ratio: none.peakMB / large.peakMB,
+              target: { of: 'ratio', min: 0.8 },
+              details: { run: `${largeSlots.toLocaleString('en-US')} slots in ${Math.ceil(largeSlots / (SCENES * PER_SCENE))} projects, ${large.seconds.toFixed(1)} s (${(largeSlots / large.seconds).toFixed(0)} slots/s), idle ${large.idleMB.toFixed(0)} MiB` },
+            }),
+          ]
+        : []),
     ];
   } finally {
     await fake.close();
   }
 }
 
-async function run(pg: BenchPostgres, fake: Awaited<ReturnType<typeof startFakeOpenAI>>, watchers: number): Promise<Run> {
+async function run(pg: BenchPostgres, fake: Awaited<ReturnType<typeof startFakeOpenAI>>, watchers: number, slots: number): Promise<Run> {
   const database = await createBenchDatabase(pg, `watchers_${watchers}`);
   const url = database.url;
   const dataDir = await mkdtemp(path.join(tmpdir(), 'sceneworks-bench-watchers-'));
@@ -82,7 +99,7 @@ async function run(pg: BenchPostgres, fake: Awaited<ReturnType<typeof startFakeO
     IMAGE_PROVIDER: 'openai',
     OPENAI_API_KEY: fake.apiKey,
     OPENAI_BASE_URL: fake.url,
-    MAX_PENDING_SLOTS_PER_OWNER: String(SLOTS * 2),
+    MAX_PENDING_SLOTS_PER_OWNER: String(slots * 2),
     RATE_LIMIT_PER_MIN: '100000',
   });
   const watch = postgres(url, { max: 1, onnotice: () => {} });
@@ -97,14 +114,14 @@ async function run(pg: BenchPostgres, fake: Awaited<ReturnType<typeof startFakeO
     const started = performance.now();
     const cpu = process.cpuUsage();
     const ids: string[] = [];
-    for (let left = SLOTS; left > 0; left -= SCENES * PER_SCENE) {
-      const slots = Math.min(left, SCENES * PER_SCENE);
+    for (let left = slots; left > 0; left -= SCENES * PER_SCENE) {
+      const inProject = Math.min(left, SCENES * PER_SCENE);
       const res = await fetch(`${service.baseUrl}/projects`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({
           title: 'watched',
-          scenes: Array.from({ length: slots / PER_SCENE }, (_, i) => ({ prompt: `scene ${i + 1}: a lighthouse at dusk` })),
+          scenes: Array.from({ length: inProject / PER_SCENE }, (_, i) => ({ prompt: `scene ${i + 1}: a lighthouse at dusk` })),
           imagesPerScene: PER_SCENE,
         }),
       });
@@ -117,8 +134,8 @@ async function run(pg: BenchPostgres, fake: Awaited<ReturnType<typeof startFakeO
         SELECT count(*) FILTER (WHERE status = 'succeeded')::int AS done, count(*) FILTER (WHERE status = 'failed')::int AS failed
         FROM generated_images`;
       if (row!.failed > 0) throw new Error(`${row!.failed} slot(s) failed`);
-      if (row!.done === SLOTS) break;
-      if (performance.now() - started > 600_000) throw new Error(`only ${row!.done} slots done after 10 minutes`);
+      if (row!.done === slots) break;
+      if (performance.now() - started > 60 * slots) throw new Error(`only ${row!.done} of ${slots} slots done after ${(60 * slots / 60_000).toFixed(0)} minutes`);
       await new Promise((r) => setTimeout(r, 100));
     }
     const seconds = (performance.now() - started) / 1000;
