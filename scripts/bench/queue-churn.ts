@@ -5,11 +5,13 @@
  * queue reads are timed (the claim's candidate scan, the queue position every POST, generate
  * and regenerate reads, and the recovery scan). Then `processed` slots go through the queue
  * the way the runner moves them (queued, claimed by claimQueuedSlots, committed), in waves,
- * with autovacuum running as configured, and the same reads are timed again. The ratio
+ * with autovacuum running as configured and slot_queue vacuumed every 5 s as the runner does
+ * (the queue's reads read slot_queue: migration 1765584000000), and the same reads are timed
+ * again. The ratio
  * after / after-vacuum is the figure; run with the table's autovacuum settings as the
  * migrations leave them, and again with PostgreSQL's defaults for comparison.
  */
-import { claimQueuedSlots } from '../../src/db/queue.ts';
+import { claimQueuedSlots, vacuumQueue } from '../../src/db/queue.ts';
 import { connect, type Pool } from '../../src/db/database.ts';
 import { migrate } from '../../src/db/migrate.ts';
 import { createLogger } from '../../src/log.ts';
@@ -20,12 +22,18 @@ const BACKLOG = 20_000;
 const WAVE = 500;
 const SAMPLES = 200;
 
-/** The queue's reads, as the service issues them (src/db/queue.ts, src/db/images.ts). */
+/** The queue's reads, as the service issues them (src/db/queue.ts, src/db/images.ts); the claim's locks last its statement. */
 const READS = {
-  claim: (sql: Pool) => sql`SELECT id, content_creation_request_id FROM generated_images WHERE status = 'queued' ORDER BY queue_rank, queued_at, id LIMIT 50`,
-  'queue position': (sql: Pool) => sql`SELECT coalesce((SELECT min(queue_rank) FROM generated_images WHERE status = 'queued'), 0) AS r`,
-  recovery: (sql: Pool) => sql`SELECT id FROM generated_images WHERE status = 'running' AND locked_until < now()`,
+  claim: (sql: Pool) => sql`
+    SELECT g.id FROM slot_queue q
+    CROSS JOIN LATERAL (SELECT g.id FROM generated_images g WHERE g.id = q.id AND g.status = 'queued' FOR UPDATE SKIP LOCKED) g
+    WHERE q.status = 'queued' ORDER BY q.queue_rank, q.queued_at, q.id LIMIT 50`,
+  'queue position': (sql: Pool) => sql`SELECT coalesce((SELECT min(queue_rank) FROM slot_queue WHERE status = 'queued'), 0) AS r`,
+  recovery: (sql: Pool) => sql`SELECT id FROM slot_queue WHERE status = 'running' AND locked_until < now()`,
 } as const;
+
+/** The runner vacuums slot_queue this often (src/generation/runner.ts); the churn here does the same. */
+const QUEUE_VACUUM_MS = 5_000;
 type ReadName = keyof typeof READS;
 
 export async function measureQueueChurn(
@@ -50,7 +58,12 @@ export async function measureQueueChurn(
     const [stats0] = await vacuumStats(sql);
     const started = performance.now();
     let rank = o.base + BACKLOG;
+    let vacuumed = performance.now();
     for (let done = 0; done < o.processed; done += WAVE) {
+      if (performance.now() - vacuumed >= QUEUE_VACUUM_MS) {
+        await vacuumQueue(sql);
+        vacuumed = performance.now();
+      }
       await enqueue(sql, WAVE, rank);
       rank += WAVE;
       const claimed = await claimQueuedSlots(sql, 'bench', WAVE, 60_000);

@@ -38,7 +38,7 @@ export const QUEUE_CHANNEL = 'sceneworks_queue';
  * The queue's virtual time: the lowest rank still queued. Slots queued now are ranked from
  * here, so they interleave with what is already waiting instead of queueing behind it.
  */
-const QUEUE_NOW = 'coalesce((SELECT min(queue_rank) FROM generated_images WHERE status = \'queued\'), 0)';
+const QUEUE_NOW = 'coalesce((SELECT min(queue_rank) FROM slot_queue WHERE status = \'queued\'), 0)';
 
 /**
  * Whose queue slots join, and how they are ranked in it. Slots queued now are ranked from the

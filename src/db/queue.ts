@@ -15,16 +15,23 @@ export interface ClaimedSlot {
 
 /**
  * Claims up to `limit` queued slots for this worker. SKIP LOCKED lets any number of
- * workers claim concurrently without waiting on or double-claiming each other's rows.
+ * workers claim concurrently without waiting on or double-claiming each other's rows. The
+ * order comes from slot_queue (migration 1765584000000: the pending slots only, vacuumed by
+ * the runner), the lock and the check from the slot's own row.
  */
 export async function claimQueuedSlots(sql: Sql, workerId: string, limit: number, leaseMs: number): Promise<ClaimedSlot[]> {
   return sql<ClaimedSlot[]>`
     WITH picked AS (
-      SELECT id FROM generated_images
-      WHERE status = 'queued'
-      ORDER BY queue_rank, queued_at, id
+      -- slot_queue in its order (its claim index), and for each, the slot's own row, locked
+      -- unless another worker holds it, and re-checked: a lateral subquery, so the plan can
+      -- only walk the queue in order and stop at the limit.
+      SELECT g.id FROM slot_queue q
+      CROSS JOIN LATERAL (
+        SELECT g.id FROM generated_images g WHERE g.id = q.id AND g.status = 'queued' FOR UPDATE SKIP LOCKED
+      ) g
+      WHERE q.status = 'queued'
+      ORDER BY q.queue_rank, q.queued_at, q.id
       LIMIT ${limit}
-      FOR UPDATE SKIP LOCKED
     )
     UPDATE generated_images g
     SET status = 'running', locked_by = ${workerId},
@@ -217,7 +224,8 @@ export async function recoverExpiredLeases(sql: Sql, maxAttempts: number): Promi
         error = CASE WHEN attempts >= ${maxAttempts}
                      THEN 'abandoned: its worker stopped responding ' || attempts || ' times' ELSE error END,
         locked_by = NULL, locked_until = NULL, updated_at = now()
-    WHERE status = 'running' AND locked_until < now()
+    WHERE id IN (SELECT id FROM slot_queue WHERE status = 'running' AND locked_until < now())
+      AND status = 'running' AND locked_until < now()
     RETURNING content_creation_request_id AS project_id, scene_index, image_index, generation, attempts, status`;
 }
 
@@ -232,4 +240,15 @@ export async function releaseLeases(sql: Sql, workerId: string, claims: readonly
     WHERE g.id = c.id AND g.generation = c.generation AND g.attempts = c.attempts
       AND g.locked_by = ${workerId} AND g.status = 'running'`;
   return result.count;
+}
+
+/**
+ * Removes the dead rows and index entries that claims, commits and heartbeats leave in
+ * slot_queue, whose reads (claim, queue position, recovery) start at the low end where they
+ * pile up, and keeps its statistics current (its size swings from none to tens of thousands).
+ * The table holds the pending slots only, so this takes milliseconds; SKIP_LOCKED: a vacuum
+ * another replica is running is not waited for.
+ */
+export async function vacuumQueue(sql: Sql): Promise<void> {
+  await sql`VACUUM (ANALYZE, SKIP_LOCKED) slot_queue`;
 }

@@ -16,6 +16,7 @@ import {
   pruneVersions,
   recoverExpiredLeases,
   releaseLeases,
+  vacuumQueue,
   type ClaimedSlot,
   type CommitResult,
   type SlotFence,
@@ -50,6 +51,8 @@ export interface RunnerOptions {
   providerTimeoutMs: number;
   /** IMAGE_VERSIONS_KEPT: images a regenerate replaced, kept per slot (0: removed at once). */
   versionsKept: number;
+  /** How often slot_queue is vacuumed (vacuumQueue); default 5 s. */
+  queueVacuumMs?: number | undefined;
   workerId?: string;
 }
 
@@ -73,6 +76,8 @@ const COMMIT_BATCH = 100;
 const PURGE_EVERY_MS = 10 * 60_000;
 /** How often the runner adds the slot changes its commits appended to their project rows (foldSlotChanges). */
 const FOLD_EVERY_MS = 500;
+/** How often the runner vacuums slot_queue by default (vacuumQueue): a table of the pending slots only, so milliseconds each time. */
+const VACUUM_QUEUE_EVERY_MS = 5_000;
 const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60_000;
 
 /**
@@ -124,6 +129,7 @@ export function createRunner(o: RunnerOptions): Runner {
   let lastRecovery = 0;
   let lastPurge = 0;
   let lastFold = 0;
+  let lastQueueVacuum = Date.now();
   let unlisten: (() => Promise<void>) | undefined;
 
   async function run() {
@@ -144,6 +150,11 @@ export function createRunner(o: RunnerOptions): Runner {
           lastFold = Date.now();
           // The project rows' counts and status (listings fold for themselves before they read).
           await foldSlotChanges(o.sql, { onlyIfPending: true });
+        }
+        if (Date.now() - lastQueueVacuum >= (o.queueVacuumMs ?? VACUUM_QUEUE_EVERY_MS)) {
+          lastQueueVacuum = Date.now();
+          // Housekeeping: a failure (no privilege, say) leaves it to autovacuum, and the queue works.
+          await vacuumQueue(o.sql).catch((err: unknown) => o.log.warn({ err }, 'could not vacuum slot_queue'));
         }
         if (Date.now() - lastPurge >= PURGE_EVERY_MS) {
           lastPurge = Date.now();
