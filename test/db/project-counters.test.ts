@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { insertQueuedSlots } from '../../src/db/images.ts';
-import { findProjectVersion, foldSlotChanges, insertProject, listProjectSummaries } from '../../src/db/projects.ts';
+import { findProjectVersion, foldSlotChanges, listProjectSummaries } from '../../src/db/projects.ts';
 import { claimQueuedSlots, extendLeases, markImageFailed, markImagesSucceeded, type ClaimedSlot } from '../../src/db/queue.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { insertPendingProject, storedImage } from '../support/slots.ts';
 
 /**
  * The counts, status and images_version on each project row (migrations 1764979200000 and
@@ -23,44 +23,14 @@ afterAll(async () => {
 const OWNER = '00000000-0000-4000-8000-0000000000bb';
 const SCOPE = { ownerId: OWNER, unowned: false };
 
-async function project(slots: number): Promise<string> {
-  const id = randomUUID();
-  await insertProject(db.sql, {
-    id,
-    ownerId: OWNER,
-    title: null,
-    generatedOutput: { scenes: [{ prompt: 'p' }] },
-    settings: { imagesPerScene: slots, aspectRatio: '1:1' },
-    metadata: null,
-    idempotencyKey: null,
-    requestHash: null,
-  });
-  const rows = Array.from({ length: slots }, (_, imageIndex) => ({ sceneIndex: 1, imageIndex, prompt: 'p' }));
-  await insertQueuedSlots(db.sql, id, '1:1', rows, { ownerId: OWNER, spacing: 1 });
-  return id;
-}
+const project = (slots: number) => insertPendingProject(db.sql, OWNER, slots);
 
 async function claimAll(projectId: string, worker: string): Promise<ClaimedSlot[]> {
   const claimed = await claimQueuedSlots(db.sql, worker, 1000, 60_000);
   return claimed.filter((c) => c.projectId === projectId);
 }
 
-const image = (tag: string) => ({
-  prompt: 'p',
-  url: `http://x/${tag}.png`,
-  storageKey: `k/${tag}.png`,
-  fullPrompt: 'p',
-  provider: 'local',
-  model: null,
-  seed: 1,
-  width: 1,
-  height: 1,
-  mimeType: 'image/png',
-  bytes: 1,
-  sha256: 'x',
-  revisedPrompt: null,
-  providerRequestId: null,
-});
+const image = storedImage;
 
 /** Projects whose row disagrees with their slots once the pending changes are folded: none, whatever ran before. */
 async function disagreeing(): Promise<unknown[]> {
@@ -133,12 +103,7 @@ describe('the project version (cache freshness)', () => {
 describe('folding', () => {
   it('a listing sees every change committed before it, by status too, with nothing folded for it beforehand', async () => {
     const owner = randomUUID();
-    const id = randomUUID();
-    await insertProject(db.sql, {
-      id, ownerId: owner, title: null, generatedOutput: { scenes: [{ prompt: 'p' }] },
-      settings: { imagesPerScene: 2, aspectRatio: '1:1' }, metadata: null, idempotencyKey: null, requestHash: null,
-    });
-    await insertQueuedSlots(db.sql, id, '1:1', [0, 1].map((imageIndex) => ({ sceneIndex: 1, imageIndex, prompt: 'p' })), { ownerId: owner, spacing: 1 });
+    const id = await insertPendingProject(db.sql, owner, 2);
     await db.sql`UPDATE generated_images SET status = 'failed' WHERE content_creation_request_id = ${id}`;
     const list = (status: string | null) =>
       listProjectSummaries(db.sql, { scope: { ownerId: owner, unowned: false }, limit: 10, after: null, status });

@@ -1,7 +1,5 @@
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { insertQueuedSlots, requeueSceneSlots } from '../../src/db/images.ts';
-import { insertProject } from '../../src/db/projects.ts';
+import { requeueSceneSlots } from '../../src/db/images.ts';
 import {
   claimQueuedSlots,
   extendLeases,
@@ -12,6 +10,7 @@ import {
   type SucceededImage,
 } from '../../src/db/queue.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { insertPendingProject } from '../support/slots.ts';
 
 /**
  * The queue's fences, statement by statement: each write of an outcome must apply only to the
@@ -28,21 +27,7 @@ afterAll(async () => {
 
 const OWNER = '00000000-0000-4000-8000-0000000000aa';
 
-async function projectWithOneSlot(): Promise<string> {
-  const id = randomUUID();
-  await insertProject(db.sql, {
-    id,
-    ownerId: OWNER,
-    title: null,
-    generatedOutput: { scenes: [{ prompt: 'p' }] },
-    settings: { imagesPerScene: 1, aspectRatio: '1:1' },
-    metadata: null,
-    idempotencyKey: null,
-    requestHash: null,
-  });
-  await insertQueuedSlots(db.sql, id, '1:1', [{ sceneIndex: 1, imageIndex: 0, prompt: 'p' }], { ownerId: OWNER, spacing: 1 });
-  return id;
-}
+const projectWithOneSlot = () => insertPendingProject(db.sql, OWNER, 1);
 
 async function claimOf(projectId: string, worker: string): Promise<ClaimedSlot> {
   // Other files' slots never share this database; claim until we get this project's.

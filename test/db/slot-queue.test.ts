@@ -1,7 +1,5 @@
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { insertQueuedSlots, requeueFailedSlots, requeueSceneSlots } from '../../src/db/images.ts';
-import { insertProject } from '../../src/db/projects.ts';
+import { requeueFailedSlots, requeueSceneSlots } from '../../src/db/images.ts';
 import {
   claimQueuedSlots,
   extendLeases,
@@ -15,6 +13,7 @@ import { createRunner } from '../../src/generation/runner.ts';
 import { createLogger } from '../../src/log.ts';
 import { until } from '../support/gated-provider.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { insertPendingProject, storedImage } from '../support/slots.ts';
 
 /**
  * slot_queue (migration 1765584000000) holds exactly the pending (queued or running) slots
@@ -32,15 +31,7 @@ afterAll(async () => {
 const OWNER = '00000000-0000-4000-8000-0000000000e1';
 const Q = { ownerId: OWNER, spacing: 1 };
 
-async function project(slots: number): Promise<string> {
-  const id = randomUUID();
-  await insertProject(db.sql, {
-    id, ownerId: OWNER, title: null, generatedOutput: { scenes: [{ prompt: 'p' }] },
-    settings: { imagesPerScene: slots, aspectRatio: '1:1' }, metadata: null, idempotencyKey: null, requestHash: null,
-  });
-  await insertQueuedSlots(db.sql, id, '1:1', Array.from({ length: slots }, (_, imageIndex) => ({ sceneIndex: 1, imageIndex, prompt: 'p' })), Q);
-  return id;
-}
+const project = (slots: number) => insertPendingProject(db.sql, OWNER, slots);
 
 /** Rows in one and not the other: none. */
 async function mismatches(): Promise<unknown[]> {
@@ -55,10 +46,7 @@ async function mismatches(): Promise<unknown[]> {
   return [...rows];
 }
 
-const image = (tag: string) => ({
-  prompt: 'p', url: `http://x/${tag}.png`, storageKey: `k/${tag}.png`, fullPrompt: 'p', provider: 'local', model: null, seed: 1,
-  width: 1, height: 1, mimeType: 'image/png', bytes: 1, sha256: 'x', revisedPrompt: null, providerRequestId: null,
-});
+const image = storedImage;
 const failure = { error: 'e', code: 'x', provider: 'local', fullPrompt: null, providerRequestId: null, retries: 0 };
 
 describe('slot_queue mirrors the pending slots', () => {
