@@ -3,7 +3,7 @@ import type { Pool } from '../db/database.ts';
 import { findImageRecord } from '../db/image-records.ts';
 import type { Scope } from '../db/scope.ts';
 import { AppError, notFound } from '../errors.ts';
-import { createOutboundFetch, publicAddressesOnly, RefusedAddressError, type OutboundFetch } from '../net/outbound.ts';
+import { createOutboundFetch, publicAddressesOnly, refusalIn, type OutboundFetch } from '../net/outbound.ts';
 import { withReadTimeout } from '../storage/read-timeout.ts';
 import { StoreError, type ObjectStore, type StoredObject } from '../storage/store.ts';
 
@@ -104,7 +104,7 @@ async function fetchLegacyImage(url: URL, recordedType: string | null, options: 
   } catch (err) {
     signal?.removeEventListener('abort', stop);
     // Never fetchable from here, whenever asked: gone (a 404), not a failure that may pass.
-    const refused = refusal(err);
+    const refused = refusalIn(err);
     if (refused) return { ok: false, gone: true, reason: `its URL is refused: ${refused.message}` };
     if (timedOut) return { ok: false, gone: false, reason: `its URL did not answer within ${options.timeoutMs} ms` };
     return { ok: false, gone: false, reason: `its URL cannot be fetched (${networkReason(err)})` };
@@ -174,13 +174,6 @@ function recordedImageType(recorded: string | null, url: URL): string | undefine
   if (recorded && essence(recorded).startsWith('image/')) return essence(recorded);
   const ext = /\.([a-z0-9]{1,5})$/i.exec(url.pathname)?.[1]?.toLowerCase();
   return ext ? Object.entries(EXTENSIONS).find(([, e]) => e === ext || (ext === 'jpeg' && e === 'jpg'))?.[0] : undefined;
-}
-
-function refusal(err: unknown): RefusedAddressError | undefined {
-  for (let e = err, depth = 0; e && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    if (e instanceof RefusedAddressError) return e;
-  }
-  return undefined;
 }
 
 function networkReason(err: unknown): string {

@@ -31,6 +31,14 @@ export class RefusedAddressError extends Error {
   }
 }
 
+/** The refusal behind a failed fetch: thrown as is (an address in the URL) or as the cause of fetch's own TypeError (at connection). */
+export function refusalIn(err: unknown): RefusedAddressError | undefined {
+  for (let e = err, depth = 0; e && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if (e instanceof RefusedAddressError) return e;
+  }
+  return undefined;
+}
+
 export interface OutboundInit {
   signal?: AbortSignal | undefined;
   headers?: Record<string, string> | undefined;
