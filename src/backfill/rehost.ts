@@ -12,7 +12,7 @@ import {
 import { isAbortError } from '../providers/errors.ts';
 import { probeImage } from '../providers/image-bytes.ts';
 import { ProviderError } from '../providers/provider.ts';
-import { RefusedAddressError, type OutboundFetch } from '../net/outbound.ts';
+import { refusalIn, type OutboundFetch } from '../net/outbound.ts';
 import type { ObjectStore } from '../storage/store.ts';
 
 export interface RehostOptions {
@@ -176,7 +176,8 @@ async function download(url: string, { timeoutMs, fetch }: Pick<RehostOptions, '
   } catch (err) {
     if (err instanceof UnfetchableError) throw err;
     if (isAbortError(err) || signal.aborted) throw fail('timeout', `timed out after ${timeoutMs} ms`);
-    if (err instanceof RefusedAddressError) throw fail('refused_address', err.message);
+    const refused = refusalIn(err);
+    if (refused) throw fail('refused_address', refused.message);
     const cause = (err as Error).cause as { code?: string; message?: string } | undefined;
     throw fail('network', `network error (${cause?.code ?? cause?.message ?? (err as Error).message})`);
   }

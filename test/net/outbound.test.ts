@@ -94,6 +94,10 @@ describe('through the service, with the default policy', () => {
     const [image] = await t.db.sql<{ id: string }[]>`
       INSERT INTO generated_images (content_creation_request_id, scene_index, image_index, status, owner_id, image_url, details)
       VALUES (${project!.id}, 1, 0, 'succeeded', ${t.deps.singleOwner.ownerId}, ${url}, ${t.db.sql.json({ source: 'legacy' })}) RETURNING id`;
+    // A name that resolves to loopback is refused at connection time, deeper in the fetch's causes.
+    await t.db.sql`
+      INSERT INTO generated_images (content_creation_request_id, scene_index, image_index, status, owner_id, image_url, details)
+      VALUES (${project!.id}, 1, 1, 'succeeded', ${t.deps.singleOwner.ownerId}, ${`http://localhost:${port}/legacy.png`}, ${t.db.sql.json({ source: 'legacy' })})`;
     hits.length = 0;
     const download = await t.call('GET', `/images/${image!.id}/download`);
     expect(download.status).toBe(404);
@@ -102,7 +106,7 @@ describe('through the service, with the default policy', () => {
     await archive.arrayBuffer();
     expect(archive.headers.get('content-type')).toContain('zip');
     const summary = await rehostLegacyImages(t.deps.db.sql, t.deps.store, { concurrency: 1, timeoutMs: 2_000, batchSize: 10, fetch: t.deps.legacyFetch, projectId: project!.id });
-    expect(summary.failedByReason.refused_address).toBe(1);
+    expect(summary.failedByReason).toMatchObject({ refused_address: 2, network: 0 });
     expect(hits).toEqual([]);
   });
 });
