@@ -4,6 +4,7 @@ import { AppError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { parseClientJson } from './client-json.ts';
 import type { AppEnv } from './env.ts';
+import { setResponseHeader } from './response-headers.ts';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,200}$/;
 
@@ -17,7 +18,7 @@ export function requestContext(log: Logger): MiddlewareHandler<AppEnv> {
     c.set('log', reqLog);
     const started = performance.now();
     await next();
-    c.header('x-request-id', requestId);
+    setResponseHeader(c, 'x-request-id', requestId);
     reqLog.info(
       { method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round((performance.now() - started) * 10) / 10 },
       'request',

@@ -3,6 +3,7 @@ import type { Pool } from '../db/database.ts';
 import { takeWriteToken, type WriteToken } from '../db/rate-limits.ts';
 import { AppError } from '../errors.ts';
 import type { AppEnv } from './env.ts';
+import { setResponseHeader } from './response-headers.ts';
 
 /** Reads change nothing and are never limited; OPTIONS is a CORS preflight. */
 const UNLIMITED_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -60,6 +61,6 @@ export function rateLimitWrites(o: RateLimitWritesOptions): MiddlewareHandler<Ap
     await next();
     // A handler that returns a Response of its own (not made with c.json/c.body) drops the
     // headers prepared above: set them on whatever response leaves.
-    for (const [name, value] of Object.entries(fields)) c.header(name, value);
+    for (const [name, value] of Object.entries(fields)) setResponseHeader(c, name, value);
   };
 }

@@ -3,6 +3,7 @@ import type { Context, MiddlewareHandler } from 'hono';
 import { cors } from 'hono/cors';
 import { NONCE, secureHeaders } from 'hono/secure-headers';
 import type { AppEnv } from './env.ts';
+import { setResponseHeader } from './response-headers.ts';
 
 /** Images other origins' pages embed (<img src>): GET /files of the local store. */
 const EMBEDDABLE_PREFIX = '/files/';
@@ -102,6 +103,6 @@ export function corsPolicy(origins: readonly string[]): MiddlewareHandler<AppEnv
     const origin = c.req.header('origin');
     if (origin !== undefined && listed.has(origin)) return allow(c, next);
     await next();
-    c.header('Vary', 'Origin', { append: true });
+    setResponseHeader(c, 'Vary', 'Origin', { append: true });
   };
 }

@@ -33,7 +33,7 @@ import type { Logger } from '../log.ts';
 import type { ObjectStore } from '../storage/store.ts';
 import { AppError, notFound } from '../errors.ts';
 import { planLegacyImages } from './legacy.ts';
-import type { SceneImage } from './merge.ts';
+import { imageView, type SceneImage } from './merge.ts';
 import type { ProjectCache } from './project-cache.ts';
 import { projectView, settingsOf, type ProjectView } from './project-view.ts';
 import { promptOf, sceneIndexOf, scenesOf } from './scene-index.ts';
@@ -167,9 +167,12 @@ async function viewOf(store: ObjectStore, sql: Sql, row: ProjectRow): Promise<Pr
 export async function readableImages(store: ObjectStore, images: StoredSceneImage[]): Promise<SceneImage[]> {
   const keys = store.private && store.signUrls ? images.flatMap((i) => (i.storageKey ? [i.storageKey] : [])) : [];
   const signed = keys.length > 0 ? await store.signUrls!(keys) : new Map<string, string>();
-  return images.map(({ storageKey, ...image }) =>
-    storageKey && signed.has(storageKey) ? { ...image, url: signed.get(storageKey)! } : image,
-  );
+  return images.map((image) => {
+    const url = image.storageKey ? (signed.get(image.storageKey) ?? image.url) : image.url;
+    const shown = imageView(image, url) as SceneImage;
+    shown.sceneIndex = image.sceneIndex;
+    return shown;
+  });
 }
 
 /**
