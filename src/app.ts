@@ -18,13 +18,16 @@ import { fileRoutes } from './http/routes/files.ts';
 import { opsRoutes } from './http/routes/ops.ts';
 import { projectRoutes } from './http/routes/projects.ts';
 import { validationHook } from './http/validation.ts';
+import { errorPage, isNavigation, webRoutes, type PageSettings } from './web/pages.ts';
 
 export function createApp(deps: Deps) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
 
+  const pages: PageSettings = { auth: deps.config.AUTH, providers: [...deps.providers.keys()], defaultProvider: deps.config.IMAGE_PROVIDER };
   app.use(requestContext(deps.log));
   // Outside everything that can answer on its own (413, 403, 401, 429, preflight): every answer gets them.
-  app.use(securityHeaders());
+  // Pages show stored images: this service's files, a storage service's, legacy URLs (https).
+  app.use(securityHeaders([...new Set([deps.config.PUBLIC_BASE_URL ? new URL(deps.config.PUBLIC_BASE_URL).origin : undefined, 'https:'].filter((o) => o !== undefined))]));
   // Before authentication and rate limits: a preflight carries no token, and a listed web app must read error answers.
   app.use(corsPolicy(deps.config.CORS_ORIGINS));
   app.use(
@@ -74,9 +77,20 @@ export function createApp(deps: Deps) {
     info: { title: 'sceneworks', version: '1', description: 'Generate, store and serve every image of every scene.' },
   });
   app.route('/', docsRoutes());
+  app.route('/', webRoutes(pages));
 
-  app.notFound((c) => errorResponse(c, new AppError('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`)));
-  app.onError(onError);
+  // A person who opens a URL gets a page, never raw JSON; API clients get the contract's error body.
+  app.notFound((c) =>
+    isNavigation(c)
+      ? errorPage(c, pages, 404, `There is nothing at ${c.req.path}.`)
+      : errorResponse(c, new AppError('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`)),
+  );
+  app.onError(async (err, c) => {
+    const res = onError(err, c);
+    if (!isNavigation(c)) return res;
+    const body = (await res.json()) as { error: { message: string } };
+    return errorPage(c, pages, res.status, body.error.message);
+  });
   return app;
 }
 

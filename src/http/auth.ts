@@ -2,6 +2,7 @@ import type { MiddlewareHandler } from 'hono';
 import { SigningKeysUnavailableError, TokenError, type TokenVerifier } from '../auth/tokens.ts';
 import type { Scope } from '../db/scope.ts';
 import { AppError } from '../errors.ts';
+import { isPagePath } from '../web/pages.ts';
 import type { AppEnv } from './env.ts';
 
 const REALM = 'Bearer realm="sceneworks"';
@@ -9,9 +10,9 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Browsers' EventSource cannot send headers: the event stream also takes ?access_token=. */
 const EVENT_STREAM = /^\/projects\/[^/]+\/events$/;
 
-/** Answered to anyone: health, the API's description, stored images (public, or signed URLs). */
+/** Answered to anyone: health, the API's description, stored images (public, or signed URLs), the web pages' shells and assets (no data in them). */
 export function isPublicPath(path: string): boolean {
-  return path === '/healthz' || path === '/readyz' || path === '/openapi.json' || path === '/docs' || path.startsWith('/docs/') || path.startsWith('/files/');
+  return isPagePath(path) || path === '/healthz' || path === '/readyz' || path === '/openapi.json' || path === '/docs' || path.startsWith('/docs/') || path.startsWith('/files/');
 }
 
 export type Authentication = { mode: 'none'; singleOwner: Scope } | { mode: 'jwt'; verifier: TokenVerifier };

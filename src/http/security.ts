@@ -28,6 +28,7 @@ const NOTHING = { defaultSrc: ["'none'"], frameAncestors: ["'none'"] };
  * HTML pages: their own origin only; inline scripts only with this request's nonce (see
  * cspNonce). Styles need 'unsafe-inline': the API reference's bundle injects <style> elements
  * without a nonce and sets style attributes (and a nonce in style-src would void 'unsafe-inline').
+ * Images may also come from the origins securityHeaders is given (where stored images are).
  */
 const PAGE = {
   defaultSrc: ["'self'"],
@@ -52,8 +53,8 @@ const PAGE = {
  *   ones); every other answer is `same-origin`. CORP does not apply to CORS requests, so it
  *   does not get in the way of CORS_ORIGINS clients.
  */
-export function securityHeaders(): MiddlewareHandler<AppEnv> {
-  const forPages = secureHeaders({ ...COMMON, contentSecurityPolicy: PAGE });
+export function securityHeaders(imageOrigins: readonly string[] = []): MiddlewareHandler<AppEnv> {
+  const forPages = secureHeaders({ ...COMMON, contentSecurityPolicy: { ...PAGE, imgSrc: [...PAGE.imgSrc, ...imageOrigins] } });
   const forData = secureHeaders({ ...COMMON, contentSecurityPolicy: NOTHING });
   const forFiles = secureHeaders({ ...COMMON, contentSecurityPolicy: NOTHING, crossOriginResourcePolicy: 'cross-origin' });
   const nothingMore = async () => {};

@@ -79,7 +79,8 @@ const CASES: Record<string, Case> = {
   'PATCH /images/:id': { kind: 'others', call: ({ image }) => ({ method: 'PATCH', path: `/images/${image}`, body: { favorite: true } }) },
 };
 /** Routes anyone may call (no token): what they serve is public or protected by its URL (signed, unguessable). */
-const PUBLIC = new Set(['GET /healthz', 'GET /readyz', 'GET /openapi.json', 'GET /docs', 'GET /files/*']);
+/** The web pages' shells and assets are public too: they hold no data (the next test checks a shell). */
+const PUBLIC = new Set(['GET /healthz', 'GET /readyz', 'GET /openapi.json', 'GET /docs', 'GET /files/*', 'GET /', 'GET /gallery', 'GET /p/:id', 'GET /assets/:name']);
 
 beforeAll(async () => {
   jwks = await startFakeJwks();
@@ -120,6 +121,17 @@ describe('owner isolation on every route', () => {
     for (const route of routes) {
       const path = route.split(' ')[1]!.replace(':id', randomUUID()).replace(':sceneIndex', '1').replace('*', 'x');
       expect(isPublicPath(path), route).toBe(PUBLIC.has(route) || route === 'GET /docs/*.js');
+    }
+  });
+
+  it("the storyboard page's shell for B's project, asked for by A or by nobody, holds nothing of B's", async () => {
+    for (const headers of [a, {}]) {
+      const res = await t.app.request(`/p/${theirs}`, { headers });
+      expect(res.status).toBe(200);
+      const page = await res.text();
+      expect(page).toContain('data-page="storyboard"');
+      expect(page).not.toContain('B one');
+      expect(page).not.toContain(userB);
     }
   });
 

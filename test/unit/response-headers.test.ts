@@ -1,8 +1,8 @@
-import { Hono } from 'hono';
+import { Hono, type Handler } from 'hono';
 import { describe, expect, it } from 'vitest';
 import { setResponseHeader } from '../../src/http/response-headers.ts';
 
-function appWith(handler: (c: Parameters<Parameters<Hono['get']>[1]>[0]) => Response | Promise<Response>): Hono {
+function appWith(handler: Handler): Hono {
   const app = new Hono();
   app.use(async (c, next) => {
     await next();
