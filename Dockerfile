@@ -11,6 +11,7 @@ COPY patches ./patches
 # Scripts off (nothing may compile); our one install step, the driver patch, runs by name.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npx patch-package && npm cache clean --force
 COPY src ./src
+COPY web ./web
 COPY migrations ./migrations
 COPY scripts ./scripts
 

@@ -79,7 +79,7 @@ export async function render(main) {
       item.replaceChildren(
         h(
           'button',
-          { type: 'button', class: 'thumb', style: { aspectRatio: image.width && image.height ? `${image.width} / ${image.height}` : '1 / 1' }, onclick: () => void details(image, fill, item) },
+          { type: 'button', class: 'thumb', 'aria-label': `Details of: ${image.prompt ?? 'image'}`, onclick: () => void details(image, fill, item) },
           h('img', { src: image.url, alt: image.prompt ?? '', loading: 'lazy', decoding: 'async', width: image.width ?? undefined, height: image.height ?? undefined }),
         ),
         h(

@@ -73,12 +73,23 @@ export async function startWebService(env: Record<string, string> = {}, provider
   };
 }
 
-/** Where screenshots go for a person to look at: test-results/browser/ (git-ignored). */
-export async function screenshot(page: Page, name: string): Promise<string> {
+/**
+ * Saves what the page shows for a person to look at, in test-results/browser/ (git-ignored):
+ * lazy images are loaded first, so the picture is what a user sees after scrolling.
+ */
+export async function screenshot(page: Page, name: string, o: { fullPage?: boolean } = {}): Promise<string> {
   const dir = path.join(new URL('../..', import.meta.url).pathname, 'test-results', 'browser');
   await mkdir(dir, { recursive: true });
+  await page.evaluate(() => document.querySelectorAll('img').forEach((i) => (i.loading = 'eager')));
+  await page.waitForFunction(() => [...document.querySelectorAll('img')].every((i) => i.complete && i.naturalWidth > 0));
+  await page.evaluate(async () => {
+    await Promise.all([...document.querySelectorAll('img')].map((i) => i.decode().catch(() => {})));
+    await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+  });
+  // Software rasterizing (--disable-gpu) can lag the frame a little: only the picture waits on this.
+  await page.waitForTimeout(500);
   const file = path.join(dir, `${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
+  await page.screenshot({ path: file, fullPage: o.fullPage ?? true });
   return file;
 }
 
