@@ -126,6 +126,24 @@ describe.skipIf(!browserAvailable())('storyboard in a real browser', () => {
     expect(problems).toEqual([]);
   });
 
+  it('takes scenes pasted as JSON, keeps their extra fields and shows them; a bad paste is explained, not sent', async () => {
+    await openPage('/');
+    await page.getByLabel('Scenes').fill('[{"prompt": "A lantern", "narration": "It was dark"');
+    await page.getByRole('button', { name: 'Start generating' }).click();
+    await expect.poll(() => page.locator('.form-errors [role="alert"]').textContent()).toContain('The scenes are not valid JSON');
+    await page.getByLabel('Scenes').fill(JSON.stringify([{ prompt: 'A lantern', narration: 'It was dark', mood: { calm: true } }, 'A moth']));
+    await page.getByLabel('Provider').selectOption('local');
+    await page.getByRole('button', { name: 'Start generating' }).click();
+    await page.waitForURL(/\/p\/[0-9a-f-]+$/);
+    const first = page.locator('.scene[data-scene-index="1"] .extras');
+    await expect.poll(() => first.locator('dt').allTextContents()).toEqual(expect.arrayContaining(['narration', 'mood']));
+    expect(await first.locator('dd').allTextContents()).toEqual(expect.arrayContaining(['It was dark', '{"calm":true}']));
+    expect(await page.locator('.scene[data-scene-index="2"] .extras').count()).toBe(0);
+    const id = page.url().split('/p/')[1]!;
+    expect((await web.call('GET', `/projects/${id}`)).body.generatedOutput.scenes[0]).toMatchObject({ narration: 'It was dark', mood: { calm: true } });
+    expect(problems).toEqual([]);
+  });
+
   it('fits a phone-width screen, and says "not found" for a project that is not there and for an unknown page', async () => {
     const id = await finishedProject(['A tall lighthouse']);
     await page.setViewportSize({ width: 390, height: 844 });
