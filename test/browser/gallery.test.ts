@@ -72,8 +72,17 @@ describe.skipIf(!browserAvailable())('gallery in a real browser', () => {
     await expect.poll(() => items().count()).toBe(8);
     expect(new Set(await items().locator('img').evaluateAll((imgs) => imgs.map((i) => i.getAttribute('alt'))))).toEqual(new Set(['A blue whale at sea']));
 
-    await items().first().locator('.thumb').click();
+    // By keyboard: Tab reaches the first image from the last filter, Enter opens it, Escape closes it.
+    await page.locator('#provider-filter').focus();
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => document.activeElement?.className)).toBe('thumb');
+    await page.keyboard.press('Enter');
     const dialog = page.getByRole('dialog', { name: 'Image' });
+    await expect.poll(() => dialog.isVisible()).toBe(true);
+    await page.keyboard.press('Escape');
+    await expect.poll(() => dialog.isVisible()).toBe(false);
+
+    await items().first().locator('.thumb').click();
     await expect.poll(() => dialog.isVisible()).toBe(true);
     const record = await dialog.locator('dl').textContent();
     expect(record).toContain('A blue whale at sea');
