@@ -111,8 +111,11 @@ class Storyboard {
 
   /** One slot as its image's state shows it: placeholder, spinner, image, or error with retry. */
   fillSlot(slot, scene, image, legacyUrl) {
-    const status = image?.status ?? (legacyUrl ? 'succeeded' : 'queued');
-    const url = image?.url ?? legacyUrl;
+    // Empty: a slot whose image was deleted (the API shows it failed with error "deleted"), or
+    // one without a row and without a legacy image.
+    const deleted = image?.status === 'failed' && image.error === 'deleted';
+    const status = deleted ? 'empty' : (image?.status ?? (legacyUrl ? 'succeeded' : 'empty'));
+    const url = deleted ? null : (image?.url ?? legacyUrl);
     slot.dataset.status = status;
     if (image) slot.dataset.imageId = image.id;
     else delete slot.dataset.imageId;
@@ -127,6 +130,7 @@ class Storyboard {
       parts.push(img);
     }
     if (status === 'queued') parts.push(h('div', { class: 'placeholder' }, h('span', {}, 'Queued')));
+    if (status === 'empty') parts.push(h('div', { class: 'placeholder' }, h('span', {}, 'No image'), h('button', { type: 'button', onclick: (e) => busy(e.currentTarget, () => this.retry()) }, 'Generate')));
     if (status === 'running') parts.push(h('div', { class: 'placeholder working' }, h('span', { class: 'spinner', 'aria-hidden': 'true' }), h('span', {}, 'Generating…')));
     if (status === 'failed') {
       parts.push(

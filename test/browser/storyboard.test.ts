@@ -126,6 +126,37 @@ describe.skipIf(!browserAvailable())('storyboard in a real browser', () => {
     expect(problems).toEqual([]);
   });
 
+  it('favorites, downloads one image and the whole project, deletes an image, then deletes the project', async () => {
+    const id = await finishedProject(['A windmill', 'A tulip field'], 2);
+    page.on('dialog', (d) => void d.accept());
+    const slot = page.locator('.scene[data-scene-index="1"] .slot').first();
+    const imageId = (await slot.getAttribute('data-image-id'))!;
+    await slot.getByRole('button', { name: /favorite/ }).click();
+    await expect.poll(() => slot.getByRole('button', { name: /favorite/ }).getAttribute('aria-pressed')).toBe('true');
+    expect((await web.call('GET', `/images/${imageId}`)).body.favorite).toBe(true);
+
+    const [one] = await Promise.all([page.waitForEvent('download'), slot.getByRole('button', { name: 'Download' }).click()]);
+    expect(one.suggestedFilename()).toMatch(/\.png$/);
+    const bytes = await import('node:fs/promises').then(async (fs) => fs.readFile((await one.path())!));
+    expect([...bytes.subarray(0, 4)]).toEqual([0x89, 0x50, 0x4e, 0x47]);
+    const [all] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download all (ZIP)' }).click()]);
+    expect(all.suggestedFilename()).toMatch(/\.zip$/);
+    const zip = await import('node:fs/promises').then(async (fs) => fs.readFile((await all.path())!));
+    expect(zip.subarray(0, 2).toString()).toBe('PK');
+
+    const doomed = page.locator('.scene[data-scene-index="2"] .slot').nth(1);
+    await doomed.getByRole('button', { name: 'Delete' }).click();
+    await expect.poll(() => doomed.getAttribute('data-status')).toBe('empty');
+    expect(await doomed.locator('img').count()).toBe(0);
+    expect(await doomed.getByRole('button', { name: 'Generate' }).count()).toBe(1);
+    expect((await web.call('GET', `/projects/${id}`)).body.generatedOutput.scenes[1].imageUrls[1]).toBeNull();
+
+    await page.getByRole('button', { name: 'Delete project' }).click();
+    await page.waitForURL(`${web.url}/`);
+    expect((await web.call('GET', `/projects/${id}`)).status).toBe(404);
+    expect(problems).toEqual([]);
+  });
+
   it('takes scenes pasted as JSON, keeps their extra fields and shows them; a bad paste is explained, not sent', async () => {
     await openPage('/');
     await page.getByLabel('Scenes').fill('[{"prompt": "A lantern", "narration": "It was dark"');
