@@ -112,4 +112,19 @@ export async function render(main) {
   }
   more.addEventListener('click', load);
   await load();
+
+  // While projects on the first page are still generating, their status and progress are
+  // refreshed in place every few seconds (one request for the page, never one per project).
+  const refresh = async () => {
+    const live = [...list.querySelectorAll('.project')].some((el) => ['queued', 'running'].includes(el.querySelector('.badge')?.textContent));
+    if (!live || !document.body.contains(list)) return;
+    try {
+      const page = await api('GET', '/projects?limit=20');
+      for (const p of page.items) list.querySelector(`[data-project-id="${p.id}"]`)?.replaceWith(projectItem(p));
+    } catch {
+      // The next round tries again; the list shown stays as it was.
+    }
+    setTimeout(refresh, 3000);
+  };
+  setTimeout(refresh, 3000);
 }

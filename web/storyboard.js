@@ -46,10 +46,12 @@ class Storyboard {
     this.watch();
   }
 
+  /** Reads the project again; the scenes are drawn again only when they changed (no flicker). */
   async reload() {
+    const before = JSON.stringify(this.project.generatedOutput);
     this.project = await api('GET', `/projects/${this.id}`);
     this.renderHeader();
-    this.renderScenes();
+    if (JSON.stringify(this.project.generatedOutput) !== before) this.renderScenes();
   }
 
   renderHeader() {

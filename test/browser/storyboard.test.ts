@@ -8,6 +8,10 @@ import { browserAvailable, launchBrowser, naturalSizes, screenshot, startWebServ
  * The local renderer, slowed down so the page shows slots queued and running, failing (for
  * good, not retried) the first time a prompt containing "fail once" is drawn.
  */
+let release: () => void = () => {};
+const held = new Promise<void>((resolve) => (release = resolve));
+
+/** Also holds every prompt containing "wait for me" until the test calls release(). */
 function scriptedProvider(): ImageProvider {
   const local = createLocalProvider({ delayMs: 150 });
   const failed = new Set<string>();
@@ -15,6 +19,7 @@ function scriptedProvider(): ImageProvider {
     name: 'local',
     defaultModel: null,
     async generate(request) {
+      if (request.prompt.includes('wait for me')) await held;
       if (request.prompt.includes('fail once') && !failed.has(request.prompt)) {
         failed.add(request.prompt);
         throw new ProviderError('local', 'the model refused this prompt (test)', { transient: false, code: 'invalid_request' as never });
@@ -66,6 +71,9 @@ describe.skipIf(!browserAvailable())('storyboard in a real browser', () => {
     await expect.poll(() => page.locator('.board-title .badge').textContent()).toBe('completed');
     expect(await page.getByRole('progressbar', { name: 'Project progress' }).getAttribute('aria-valuenow')).toBe('6');
     await screenshot(page, 'storyboard');
+    await page.getByRole('link', { name: 'Projects' }).click();
+    await expect.poll(() => page.locator('.project a').first().textContent()).toBe('Lighthouse story');
+    await screenshot(page, 'projects', { fullPage: false });
     expect(problems).toEqual([]);
   });
 
@@ -154,6 +162,17 @@ describe.skipIf(!browserAvailable())('storyboard in a real browser', () => {
     await page.getByRole('button', { name: 'Delete project' }).click();
     await page.waitForURL(`${web.url}/`);
     expect((await web.call('GET', `/projects/${id}`)).status).toBe(404);
+    expect(problems).toEqual([]);
+  });
+
+  it('keeps the project list up to date while a project generates, without a reload', async () => {
+    const created = await web.call('POST', '/projects', { title: 'Held back', scenes: [{ prompt: 'A slow sunrise, wait for me' }], aspectRatio: '1:1' });
+    await openPage('/');
+    const item = page.locator(`.project[data-project-id="${created.body.id}"]`);
+    await expect.poll(() => item.locator('.badge').textContent()).toMatch(/^(queued|running)$/);
+    release();
+    await expect.poll(() => item.locator('.badge').textContent(), { timeout: 20_000 }).toBe('completed');
+    expect(await item.getByRole('progressbar').getAttribute('aria-valuenow')).toBe('1');
     expect(problems).toEqual([]);
   });
 
