@@ -18,12 +18,14 @@ import { fileRoutes } from './http/routes/files.ts';
 import { opsRoutes } from './http/routes/ops.ts';
 import { projectRoutes } from './http/routes/projects.ts';
 import { validationHook } from './http/validation.ts';
+import { httpMetrics, metricsRoutes } from './http/routes/metrics.ts';
 import { errorPage, isNavigation, webRoutes, type PageSettings } from './web/pages.ts';
 
 export function createApp(deps: Deps) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
 
   const pages: PageSettings = { auth: deps.config.AUTH, providers: [...deps.providers.keys()], defaultProvider: deps.config.IMAGE_PROVIDER };
+  app.use(httpMetrics(deps.metrics));
   app.use(requestContext(deps.log));
   // Outside everything that can answer on its own (413, 403, 401, 429, preflight): every answer gets them.
   // Pages show stored images: this service's files, a storage service's, legacy URLs (https).
@@ -45,11 +47,14 @@ export function createApp(deps: Deps) {
       trustedOrigins: deps.config.CORS_ORIGINS,
     }),
   );
+  // With METRICS_TOKEN, /metrics answers to that token before (and instead of) user authentication.
+  if (deps.config.METRICS_TOKEN) app.route('/', metricsRoutes(deps.metrics, deps.config.METRICS_TOKEN));
   app.use(authenticate(deps.authentication));
   // After authentication (it keys on the owner) and the guards (refused requests use up nothing).
   app.use(rateLimitWrites({ sql: deps.db.sql, perMinute: deps.config.RATE_LIMIT_PER_MIN, keyOf: (c) => c.get('scope')?.ownerId ?? null }));
 
   app.route('/', opsRoutes(deps.db.sql));
+  if (!deps.config.METRICS_TOKEN) app.route('/', metricsRoutes(deps.metrics, undefined));
   if (deps.localStore) app.route('/', fileRoutes(deps.localStore));
   app.route(
     '/',
@@ -67,7 +72,7 @@ export function createApp(deps: Deps) {
     }),
   );
 
-  app.route('/', eventRoutes({ events: { sql: deps.db.sql, hub: deps.projectEvents }, keepAliveMs: deps.config.SSE_KEEP_ALIVE_MS }));
+  app.route('/', eventRoutes({ events: { sql: deps.db.sql, hub: deps.projectEvents }, keepAliveMs: deps.config.SSE_KEEP_ALIVE_MS, metrics: deps.metrics }));
   app.route('/', downloadRoutes({ sql: deps.db.sql, store: deps.store, legacy: { fetch: deps.legacyFetch } }));
   app.route('/', imageRoutes({ sql: deps.db.sql, store: deps.store }));
   app.route('/', imageVersionRoutes({ sql: deps.db.sql, store: deps.store, log: deps.log }));

@@ -55,6 +55,8 @@ export const ConfigSchema = z
     JWT_JWKS_URL: optionalUrl,
     /** The legacy shared secret (HS256). */
     JWT_SECRET: z.string().min(16, 'at least 16 characters').optional(),
+    /** GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>` when set; otherwise an operator (AUTH=jwt) or anyone on loopback (AUTH=none). */
+    METRICS_TOKEN: z.string().min(16, 'at least 16 characters').optional(),
     JWT_AUDIENCE: z.string().min(1).default('authenticated'),
     /** Default: <SUPABASE_URL>/auth/v1 when SUPABASE_URL is set; else not checked. */
     JWT_ISSUER: z.string().min(1).optional(),

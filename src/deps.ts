@@ -10,6 +10,7 @@ import { createProjectEventsHub, type ProjectEventsHub } from './events/project-
 import { createRunner, type Runner } from './generation/runner.ts';
 import type { Authentication } from './http/auth.ts';
 import type { Logger } from './log.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
 import type { ImageProvider } from './providers/provider.ts';
 import { createProviders } from './providers/registry.ts';
 import { createLocalStore, type LocalObjectStore } from './storage/local.ts';
@@ -28,6 +29,8 @@ export interface Deps {
   localStore: LocalObjectStore | undefined;
   providers: ReadonlyMap<string, ImageProvider>;
   runner: Runner;
+  /** What GET /metrics shows (this process's counters, the database's slot counts). */
+  metrics: Metrics;
   projectCache: ProjectCache;
   /** Image changes (made by any replica) for GET /projects/:id/events: one LISTEN per process. */
   projectEvents: ProjectEventsHub;
@@ -94,7 +97,9 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
     throw err;
   }
   const providers = overrides.providers ?? createProviders(config);
+  const metrics = createMetrics(db.sql);
   const runner = createRunner({
+    metrics,
     sql: db.sql,
     providers,
     defaultProvider: config.IMAGE_PROVIDER,
@@ -125,6 +130,7 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
     localStore,
     providers,
     runner,
+    metrics,
     projectCache: createProjectCache({ maxBytes: config.PROJECT_CACHE_MB * 1024 * 1024, maxAgeMs }),
     projectEvents,
     singleOwner,

@@ -3,6 +3,7 @@ import type { LimitFunction } from 'p-limit';
 import pRetry, { AbortError as StopRetrying } from 'p-retry';
 import type { Logger } from '../log.ts';
 import { ProviderError, type GeneratedImage, type GenerateRequest, type ImageProvider } from '../providers/provider.ts';
+import type { Metrics } from '../metrics.ts';
 import { createProviderGate, type ProviderGate } from './provider-gate.ts';
 
 export interface ProviderCallOptions {
@@ -14,6 +15,7 @@ export interface ProviderCallOptions {
   timeoutMs: number;
   maxAttempts: number;
   retryBaseMs: number;
+  metrics?: Metrics | undefined;
 }
 
 export interface ProviderCall {
@@ -48,16 +50,27 @@ export function createProviderCaller(o: ProviderCallOptions) {
           signal.throwIfAborted();
           let timeout: AbortSignal | undefined;
           try {
-            return await gate.run(() => {
+            return await gate.run(async () => {
               tries.calls += 1;
               timeout = AbortSignal.timeout(o.timeoutMs);
-              return provider.generate({ ...request, seed: randomInt(2 ** 31 - 1), signal: AbortSignal.any([signal, timeout]) });
+              const stopTimer = o.metrics?.providerCallSeconds.startTimer({ provider: provider.name });
+              try {
+                const image = await provider.generate({ ...request, seed: randomInt(2 ** 31 - 1), signal: AbortSignal.any([signal, timeout]) });
+                stopTimer?.({ outcome: 'ok' });
+                return image;
+              } catch (err) {
+                stopTimer?.({ outcome: 'error' });
+                throw err;
+              }
             }, signal);
           } catch (err) {
             if (signal.aborted) throw new StopRetrying(err instanceof Error ? err : String(err));
             if (timeout?.aborted) {
+              o.metrics?.providerErrors.inc({ provider: provider.name, code: 'timeout' });
               throw new ProviderError(provider.name, `${provider.name}: no answer within ${o.timeoutMs} ms`, { transient: true, code: 'timeout', cause: err });
             }
+            o.metrics?.providerErrors.inc({ provider: provider.name, code: err instanceof ProviderError ? err.code : 'internal' });
+            if (err instanceof ProviderError && err.code === 'rate_limited') o.metrics?.providerRateLimited.inc({ provider: provider.name });
             // Permanent failures, and errors that are not the provider's (bugs), are not retried.
             if (!(err instanceof ProviderError) || !err.transient) throw new StopRetrying(err instanceof Error ? err : String(err));
             throw err;
@@ -75,6 +88,7 @@ export function createProviderCaller(o: ProviderCallOptions) {
         onFailedAttempt: ({ error, attemptNumber, retriesLeft, retryDelay }) => {
           const e = error as ProviderError;
           if (e.code === 'rate_limited') gate.pause(e.retryAfterMs ?? retryDelay);
+          if (retriesLeft > 0) o.metrics?.providerRetries.inc({ provider: provider.name });
           log.info({ provider: provider.name, code: e.code, attempt: attemptNumber, retriesLeft, retryAfterMs: e.retryAfterMs }, 'transient provider failure');
         },
       },

@@ -30,6 +30,7 @@ import { ASPECT_RATIOS, IMAGE_SIZES, type AspectRatio } from './aspect-ratio.ts'
 import { createBatcher } from './batcher.ts';
 import { fullPromptOf } from './prompt.ts';
 import { createAlarm } from './alarm.ts';
+import type { Metrics } from '../metrics.ts';
 import { createProviderCaller } from './provider-call.ts';
 import { attemptKeys, imageKey } from './storage-key.ts';
 
@@ -51,6 +52,8 @@ export interface RunnerOptions {
   providerTimeoutMs: number;
   /** IMAGE_VERSIONS_KEPT: images a regenerate replaced, kept per slot (0: removed at once). */
   versionsKept: number;
+  /** Counted: finished slots, provider calls, recovered leases, claim sizes (GET /metrics). */
+  metrics?: Metrics | undefined;
   /** How often slot_queue is vacuumed (vacuumQueue); default 5 s. */
   queueVacuumMs?: number | undefined;
   workerId?: string;
@@ -108,6 +111,7 @@ export function createRunner(o: RunnerOptions): Runner {
     timeoutMs: o.providerTimeoutMs,
     maxAttempts: o.maxAttempts,
     retryBaseMs: o.retryBaseMs,
+    metrics: o.metrics,
   });
   const commit = createBatcher<SucceededSlot, CommitResult>(async (items) => {
     const results = await markImagesSucceeded(o.sql, workerId, items, o.versionsKept);
@@ -140,6 +144,7 @@ export function createRunner(o: RunnerOptions): Runner {
           lastRecovery = Date.now();
           const abandoned = await recoverExpiredLeases(o.sql, o.maxAttempts);
           if (abandoned.length > 0) {
+            for (const a of abandoned) o.metrics?.leasesExpired.inc({ outcome: a.status === 'queued' ? 'requeued' : 'failed' });
             o.log.warn({ requeued: abandoned.filter((a) => a.status === 'queued').length, failed: abandoned.filter((a) => a.status === 'failed').length }, 'recovered slots whose lease expired');
             // A worker that died after uploading left an object no row will ever reference.
             const orphans = abandoned.flatMap((a) => attemptKeys({ ...a, attempt: a.attempts }));
@@ -166,6 +171,7 @@ export function createRunner(o: RunnerOptions): Runner {
         const free = maxHeld - held.size;
         if (free > 0) {
           const slots = await claimQueuedSlots(o.sql, workerId, free, o.leaseMs);
+          if (slots.length > 0) o.metrics?.claimBatchSize.observe(slots.length);
           failures = 0;
           for (const slot of slots) start(slot);
           if (slots.length === free) continue; // there may be more: claim again as capacity frees
@@ -256,6 +262,7 @@ export function createRunner(o: RunnerOptions): Runner {
         await removeQuietly(key, log);
         return;
       }
+      o.metrics?.imagesFinished.inc({ provider: provider.name, outcome: 'succeeded' });
       log.debug({ url }, 'image succeeded');
       if (result.previousKey && result.previousKey !== key) await removeQuietly(result.previousKey, log);
     } catch (err) {
@@ -276,6 +283,7 @@ export function createRunner(o: RunnerOptions): Runner {
       log.warn({ err, calls: tries.calls }, 'image failed');
       const recorded = await withDatabaseRetries(() => markImageFailed(o.sql, workerId, fence, failure), log);
       if (recorded === false) log.warn('claim superseded before the failure could be recorded');
+      else if (recorded !== undefined) o.metrics?.imagesFinished.inc({ provider: providerName, outcome: 'failed' });
       if (storedKey) await removeQuietly(storedKey, log);
     }
   }

@@ -75,6 +75,15 @@ const CASES: Record<string, Case> = {
       for (const { id } of theirImages) expect(res.body.items.map((i: any) => i.id)).not.toContain(id);
     },
   },
+  // Operators' numbers (no per-user label in them): a user is refused outright.
+  'GET /metrics': {
+    kind: 'own',
+    call: () => ({ method: 'GET', path: '/metrics' }),
+    check: (res) => {
+      expect(res.status).toBe(403);
+      expect(res.body.error.code).toBe('FORBIDDEN');
+    },
+  },
   'GET /images/:id': { kind: 'others', call: ({ image }) => ({ method: 'GET', path: `/images/${image}` }) },
   'PATCH /images/:id': { kind: 'others', call: ({ image }) => ({ method: 'PATCH', path: `/images/${image}`, body: { favorite: true } }) },
 };

@@ -4,11 +4,14 @@ import { openProjectEvents, type ProjectEventsContext } from '../../events/proje
 import type { AppEnv } from '../env.ts';
 import { ErrorBody, ProjectIdParam } from '../schemas.ts';
 import { validationHook } from '../validation.ts';
+import type { Metrics } from '../../metrics.ts';
 
 export interface EventRoutesDeps {
   events: ProjectEventsContext;
   /** A comment line is sent this often, so proxies do not close an idle stream. */
   keepAliveMs?: number | undefined;
+  /** Counts the streams open (GET /metrics). */
+  metrics?: Pick<Metrics, 'eventStreamsOpen'> | undefined;
 }
 
 const DESCRIPTION = [
@@ -41,6 +44,7 @@ export function eventRoutes(deps: EventRoutesDeps) {
       const log = c.get('log');
       return streamSSE(c, async (stream) => {
         stream.onAbort(() => events.close());
+        deps.metrics?.eventStreamsOpen.inc();
         const keepAlive = setInterval(() => void stream.write(': keep-alive\n\n'), keepAliveMs);
         try {
           // Each item is ready-made SSE text, the same string for every client of the project.
@@ -54,6 +58,7 @@ export function eventRoutes(deps: EventRoutesDeps) {
           // Whatever ends the stream (done, client gone, error, shutdown), nothing is left behind.
           clearInterval(keepAlive);
           events.close();
+          deps.metrics?.eventStreamsOpen.dec();
         }
       }) as never;
     },
