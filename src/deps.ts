@@ -52,6 +52,18 @@ export function publicBaseUrl(config: Config): string {
   return `http://${host.includes(':') ? `[${host}]` : host}:${config.PORT}`;
 }
 
+/** <PROVIDER>_RPM by provider name, for those that have one. */
+function providerRpm(c: Config): Map<string, number> {
+  const limits: [string, number | undefined][] = [
+    ['local', c.LOCAL_RPM],
+    ['openai', c.OPENAI_RPM],
+    ['replicate', c.REPLICATE_RPM],
+    ['gemini', c.GEMINI_RPM],
+    ['stability', c.STABILITY_RPM],
+  ];
+  return new Map(limits.filter((l): l is [string, number] => l[1] !== undefined));
+}
+
 export interface DepsOverrides {
   providers?: ReadonlyMap<string, ImageProvider> | undefined;
   /** Wraps the configured store (tests inject faults this way). */
@@ -112,6 +124,8 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
     retryBaseMs: config.RETRY_BASE_MS,
     providerTimeoutMs: config.PROVIDER_TIMEOUT_MS,
     versionsKept: config.IMAGE_VERSIONS_KEPT,
+    providerRpm: providerRpm(config),
+    rpmWindowMs: config.PROVIDER_RPM_WINDOW_MS,
   });
   // A cached answer must never outlive the signed URLs inside it.
   const maxAgeMs = store.signedUrlTtlS ? Math.min(60_000, (store.signedUrlTtlS * 1000) / 4) : 60_000;

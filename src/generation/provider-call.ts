@@ -4,7 +4,7 @@ import pRetry, { AbortError as StopRetrying } from 'p-retry';
 import type { Logger } from '../log.ts';
 import { ProviderError, type GeneratedImage, type GenerateRequest, type ImageProvider } from '../providers/provider.ts';
 import type { Metrics } from '../metrics.ts';
-import { createProviderGate, type ProviderGate } from './provider-gate.ts';
+import { createProviderGate, type ProviderGate, type SharedLimits } from './provider-gate.ts';
 
 export interface ProviderCallOptions {
   providers: ReadonlyMap<string, ImageProvider>;
@@ -16,6 +16,8 @@ export interface ProviderCallOptions {
   maxAttempts: number;
   retryBaseMs: number;
   metrics?: Metrics | undefined;
+  /** A provider's deployment-wide pause and rate limit (absent: this process's pause only). */
+  sharedLimits?: ((provider: string) => SharedLimits | undefined) | undefined;
 }
 
 export interface ProviderCall {
@@ -34,14 +36,15 @@ export interface ProviderCall {
  * 429 pauses the provider for the whole process for its Retry-After (or the backoff delay).
  */
 export function createProviderCaller(o: ProviderCallOptions) {
-  const gates = new Map<string, ProviderGate>([...o.providers.values()].map((p) => [p.name, createProviderGate(p.concurrency)]));
+  const gateOf = (p: ImageProvider) => createProviderGate(p.concurrency, { shared: o.sharedLimits?.(p.name) });
+  const gates = new Map<string, ProviderGate>([...o.providers.values()].map((p) => [p.name, gateOf(p)]));
 
   return function callProvider(
     provider: ImageProvider,
     request: Omit<GenerateRequest, 'signal' | 'seed'>,
     { claim, signal, tries, log }: ProviderCall,
   ): Promise<GeneratedImage> {
-    const gate = gates.get(provider.name) ?? createProviderGate(provider.concurrency);
+    const gate = gates.get(provider.name) ?? gateOf(provider);
     return pRetry(
       async () => {
         o.waiting.add(claim);

@@ -2,9 +2,25 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pLimit from 'p-limit';
 
 /**
- * What one provider may do in this process: at most `concurrency` calls at once (its own
- * limit, on top of GENERATION_CONCURRENCY), and none while it is paused. A 429 pauses the
- * provider for every slot of this process, not only the one that was told to slow down.
+ * What one provider allows the whole deployment, kept where every replica sees it (the
+ * database: src/db/provider-limits.ts). Durations in ms.
+ */
+export interface SharedLimits {
+  /** How long the provider is still paused for (a 429 any replica was given). */
+  pauseLeft(): Promise<number>;
+  pause(ms: number): Promise<void>;
+  /** Reserves this call's moment under the provider's rate limit: how long to wait. Absent: no rate limit. */
+  reserve?: (() => Promise<number>) | undefined;
+  /** A shared read or write failed: the gate goes on with what it knows locally. */
+  onError(err: unknown): void;
+}
+
+/**
+ * What one provider may do: at most `concurrency` calls at once in this process (its own
+ * limit, on top of GENERATION_CONCURRENCY), none while it is paused, and, with shared limits,
+ * none while any replica's 429 pauses it and no faster than its deployment-wide rate. A 429
+ * pauses the provider for every slot of every replica, not only the one told to slow down.
+ * Waiting here is not an attempt: a slot that waits for the limit never burns a retry.
  */
 export interface ProviderGate {
   run<T>(call: () => Promise<T>, signal: AbortSignal): Promise<T>;
@@ -13,26 +29,71 @@ export interface ProviderGate {
   pausedUntil(): number;
 }
 
-export function createProviderGate(concurrency: number | undefined, now: () => number = Date.now): ProviderGate {
+export interface ProviderGateOptions {
+  shared?: SharedLimits | undefined;
+  /** The shared pause is read at most this often, default 100 ms (a 429 reaches the other replicas within it). */
+  sharedReadEveryMs?: number | undefined;
+  now?: () => number;
+}
+
+export function createProviderGate(concurrency: number | undefined, o: ProviderGateOptions = {}): ProviderGate {
+  const now = o.now ?? Date.now;
   const limit = concurrency ? pLimit(concurrency) : undefined;
+  const readEvery = o.sharedReadEveryMs ?? 100;
   let until = 0;
+  let readAt = -Infinity;
+  let reading: Promise<void> | undefined;
+
+  /** The deployment-wide pause, folded into `until`; one read in flight at a time, at most every readEvery. */
+  async function readShared(): Promise<void> {
+    const shared = o.shared;
+    if (!shared || now() - readAt < readEvery) return;
+    reading ??= shared
+      .pauseLeft()
+      .then((left) => {
+        readAt = now();
+        until = Math.max(until, now() + left);
+      }, shared.onError)
+      .finally(() => (reading = undefined));
+    await reading;
+  }
 
   async function waitWhilePaused(signal: AbortSignal) {
-    for (let wait = until - now(); wait > 0; wait = until - now()) await sleep(wait, undefined, { signal });
+    await readShared();
+    for (let wait = until - now(); wait > 0; wait = until - now()) {
+      await sleep(wait, undefined, { signal });
+      await readShared();
+    }
+  }
+
+  async function waitForTurn(signal: AbortSignal) {
+    await waitWhilePaused(signal);
+    const reserve = o.shared?.reserve;
+    if (!reserve) return;
+    const wait = await reserve().catch((err: unknown) => (o.shared!.onError(err), 0));
+    if (wait > 0) {
+      await sleep(wait, undefined, { signal });
+      // A 429 may have paused the provider meanwhile: the reserved moment is then given up.
+      await waitWhilePaused(signal);
+    }
   }
 
   return {
     async run(call, signal) {
+      if (!limit) {
+        await waitForTurn(signal);
+        return call();
+      }
       await waitWhilePaused(signal);
-      if (!limit) return call();
       return limit(async () => {
         // A pause may have begun while we queued for a turn.
-        await waitWhilePaused(signal);
+        await waitForTurn(signal);
         return call();
       });
     },
     pause(ms) {
       until = Math.max(until, now() + ms);
+      o.shared?.pause(ms).catch(o.shared.onError);
     },
     pausedUntil: () => until,
   };

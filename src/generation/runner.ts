@@ -30,6 +30,7 @@ import { ASPECT_RATIOS, IMAGE_SIZES, type AspectRatio } from './aspect-ratio.ts'
 import { createBatcher } from './batcher.ts';
 import { fullPromptOf } from './prompt.ts';
 import { createAlarm } from './alarm.ts';
+import { pauseProvider, providerPauseLeft, reserveProviderCall } from '../db/provider-limits.ts';
 import type { Metrics } from '../metrics.ts';
 import { createProviderCaller } from './provider-call.ts';
 import { attemptKeys, imageKey } from './storage-key.ts';
@@ -54,6 +55,12 @@ export interface RunnerOptions {
   versionsKept: number;
   /** Counted: finished slots, provider calls, recovered leases, claim sizes (GET /metrics). */
   metrics?: Metrics | undefined;
+  /**
+   * Calls per provider per `rpmWindowMs`, deployment-wide (<PROVIDER>_RPM); a provider not in
+   * the map has no rate limit. Its 429 pauses are deployment-wide in any case.
+   */
+  providerRpm?: ReadonlyMap<string, number> | undefined;
+  rpmWindowMs?: number | undefined;
   /** How often slot_queue is vacuumed (vacuumQueue); default 5 s. */
   queueVacuumMs?: number | undefined;
   workerId?: string;
@@ -112,6 +119,16 @@ export function createRunner(o: RunnerOptions): Runner {
     maxAttempts: o.maxAttempts,
     retryBaseMs: o.retryBaseMs,
     metrics: o.metrics,
+    sharedLimits: (provider) => {
+      const rpm = o.providerRpm?.get(provider);
+      const log = o.log.child({ provider });
+      return {
+        pauseLeft: () => providerPauseLeft(o.sql, provider),
+        pause: (ms) => pauseProvider(o.sql, provider, ms),
+        reserve: rpm ? () => reserveProviderCall(o.sql, provider, rpm, o.rpmWindowMs ?? 60_000) : undefined,
+        onError: (err) => log.warn({ err }, 'provider limits could not be read or written: going on with this process’s own'),
+      };
+    },
   });
   const commit = createBatcher<SucceededSlot, CommitResult>(async (items) => {
     const results = await markImagesSucceeded(o.sql, workerId, items, o.versionsKept);
