@@ -11,6 +11,7 @@ import { createRunner, type Runner } from './generation/runner.ts';
 import type { Authentication } from './http/auth.ts';
 import type { Logger } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
+import { loadPrices, type PriceOf } from './generation/prices.ts';
 import type { ImageProvider } from './providers/provider.ts';
 import { createProviders } from './providers/registry.ts';
 import { createLocalStore, type LocalObjectStore } from './storage/local.ts';
@@ -110,6 +111,13 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
   }
   const providers = overrides.providers ?? createProviders(config);
   const metrics = createMetrics(db.sql);
+  let priceOf: PriceOf;
+  try {
+    priceOf = loadPrices(config.PRICES_FILE);
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
   const runner = createRunner({
     metrics,
     sql: db.sql,
@@ -126,6 +134,7 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
     versionsKept: config.IMAGE_VERSIONS_KEPT,
     providerRpm: providerRpm(config),
     rpmWindowMs: config.PROVIDER_RPM_WINDOW_MS,
+    priceOf,
   });
   // A cached answer must never outlive the signed URLs inside it.
   const maxAgeMs = store.signedUrlTtlS ? Math.min(60_000, (store.signedUrlTtlS * 1000) / 4) : 60_000;

@@ -68,6 +68,8 @@ export interface SucceededImage {
   sha256: string;
   revisedPrompt: string | null;
   providerRequestId: string | null;
+  /** What the image cost (PRICES_FILE and the defaults); null when its price is unknown. */
+  costUsd: number | null;
 }
 
 export interface SlotFence {
@@ -120,9 +122,9 @@ export async function markImagesSucceeded(
         ${col((x) => x.image.width)}::int[], ${col((x) => x.image.height)}::int[], ${col((x) => x.image.mimeType)}::text[],
         ${col((x) => x.image.bytes)}::bigint[], ${col((x) => x.image.sha256)}::text[],
         ${col((x) => x.image.revisedPrompt)}::text[], ${col((x) => x.image.providerRequestId)}::text[], ${col((x) => x.retries)}::int[],
-        ${col((x) => x.image.prompt)}::text[]
+        ${col((x) => x.image.prompt)}::text[], ${col((x) => x.image.costUsd)}::numeric[]
       ) WITH ORDINALITY AS i(id, generation, attempts, url, storage_key, full_prompt, provider, model, seed, width, height, mime_type,
-                             bytes, sha256, revised_prompt, provider_request_id, retries, image_prompt, ord)
+                             bytes, sha256, revised_prompt, provider_request_id, retries, image_prompt, cost_usd, ord)
     ), current AS (
       SELECT g.*, i.ord, (g.image_url IS NOT NULL OR g.storage_key IS NOT NULL) AS has_image
       FROM generated_images g JOIN input i ON i.id = g.id
@@ -146,7 +148,7 @@ export async function markImagesSucceeded(
         provider = i.provider, model = i.model, seed = i.seed, width = i.width, height = i.height,
         mime_type = i.mime_type, bytes = i.bytes, sha256 = i.sha256, revised_prompt = i.revised_prompt,
         provider_request_id = i.provider_request_id, attempts = g.attempts + i.retries, error = NULL,
-        image_prompt = i.image_prompt, favorite = false, cost_usd = NULL,
+        image_prompt = i.image_prompt, favorite = false, cost_usd = i.cost_usd,
         version = greatest(c.versions_made, CASE WHEN c.has_image THEN c.version ELSE 0 END) + 1,
         versions_made = greatest(c.versions_made, CASE WHEN c.has_image THEN c.version ELSE 0 END) + 1,
         locked_by = NULL, locked_until = NULL, finished_at = now(), gallery_at = now(), updated_at = now()

@@ -32,6 +32,7 @@ import { fullPromptOf } from './prompt.ts';
 import { createAlarm } from './alarm.ts';
 import { pauseProvider, providerPauseLeft, reserveProviderCall } from '../db/provider-limits.ts';
 import type { Metrics } from '../metrics.ts';
+import type { PriceOf } from './prices.ts';
 import { createProviderCaller } from './provider-call.ts';
 import { attemptKeys, imageKey } from './storage-key.ts';
 
@@ -61,6 +62,8 @@ export interface RunnerOptions {
    */
   providerRpm?: ReadonlyMap<string, number> | undefined;
   rpmWindowMs?: number | undefined;
+  /** The price of an image (generation/prices.ts); absent: every cost is unknown. */
+  priceOf?: PriceOf | undefined;
   /** How often slot_queue is vacuumed (vacuumQueue); default 5 s. */
   queueVacuumMs?: number | undefined;
   workerId?: string;
@@ -264,6 +267,7 @@ export function createRunner(o: RunnerOptions): Runner {
         sha256: createHash('sha256').update(image.bytes).digest('hex'),
         revisedPrompt: image.revisedPrompt ?? null,
         providerRequestId: image.providerRequestId ?? null,
+        costUsd: o.priceOf?.({ provider: provider.name, model: image.model ?? model, width: image.width, height: image.height }) ?? null,
       };
       const retries = Math.max(0, tries.calls - 1);
       const result = await withDatabaseRetries(() => commit({ slot: fence, image: succeeded, retries }), log);

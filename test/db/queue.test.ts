@@ -51,6 +51,7 @@ const image = (tag: string): SucceededImage => ({
   bytes: 1,
   sha256: tag,
   revisedPrompt: null,
+  costUsd: null,
   providerRequestId: null,
 });
 

@@ -38,6 +38,7 @@ export function storedImage(tag: string): SucceededImage {
     bytes: 1,
     sha256: 'x',
     revisedPrompt: null,
+    costUsd: null,
     providerRequestId: null,
   };
 }
