@@ -183,3 +183,28 @@ export async function findProjectVersion(sql: Sql, scope: Scope, id: string): Pr
     FROM content_creation_requests p WHERE p.id = ${id} AND ${ownedBy(sql, scope, 'p.user_id')}`;
   return rows[0]?.version;
 }
+
+/** What a project's images cost: see GET /projects/{id}/cost. Undefined when not in scope. */
+export interface ProjectCost {
+  /** Images with a file: the current ones and their kept versions. */
+  images: number;
+  /** Of those, the ones whose price is unknown. */
+  unpriced: number;
+  /** The sum of the known prices, as text (numeric). */
+  knownUsd: string;
+}
+
+export async function projectCost(sql: Sql, scope: Scope, id: string): Promise<ProjectCost | undefined> {
+  const rows = await sql<ProjectCost[]>`
+    SELECT (g.images + v.images)::int AS images, (g.images + v.images - g.priced - v.priced)::int AS unpriced,
+           (coalesce(g.usd, 0) + coalesce(v.usd, 0))::text AS known_usd
+    FROM content_creation_requests p
+    CROSS JOIN LATERAL (
+      SELECT count(*) AS images, count(cost_usd) AS priced, sum(cost_usd) AS usd FROM generated_images
+      WHERE content_creation_request_id = p.id AND (image_url IS NOT NULL OR storage_key IS NOT NULL)) g
+    CROSS JOIN LATERAL (
+      SELECT count(*) AS images, count(cost_usd) AS priced, sum(cost_usd) AS usd FROM image_versions
+      WHERE content_creation_request_id = p.id) v
+    WHERE p.id = ${id} AND ${ownedBy(sql, scope, 'p.user_id')}`;
+  return rows[0];
+}

@@ -29,4 +29,18 @@ it('each image records what it cost by PRICES_FILE (or null when its price is un
   const versions = await t.call('GET', `/images/${id}/versions`);
   expect(versions.body.items).toHaveLength(2);
   expect(versions.body.items.map((v: { costUsd: number | null }) => v.costUsd)).toEqual([0.0125, 0.0125]);
+
+  // The project's total: its two current images and the two versions the regenerate kept.
+  const cost = await t.call('GET', `/projects/${square.body.id}/cost`);
+  expect(cost.status).toBe(200);
+  expect(cost.body).toEqual({ costUsd: 0.05, knownUsd: 0.05, images: 4, unpriced: 0 });
+  expect((await t.call('GET', `/projects/${wide.body.id}/cost`)).body).toEqual({ costUsd: 0, knownUsd: 0, images: 1, unpriced: 0 });
+});
+
+it('a project with an image whose price is unknown has no total (null), only the known part', async () => {
+  const created = await t.call('POST', '/projects', { scenes: [{ prompt: 'priced' }, { prompt: 'not priced' }], aspectRatio: '1:1' });
+  await t.waitForProject(created.body.id);
+  await t.db.sql`UPDATE generated_images SET cost_usd = NULL WHERE content_creation_request_id = ${created.body.id} AND scene_index = 2`;
+  expect((await t.call('GET', `/projects/${created.body.id}/cost`)).body).toEqual({ costUsd: null, knownUsd: 0.0125, images: 2, unpriced: 1 });
+  expect((await t.call('GET', '/projects/00000000-0000-4000-8000-00000000abcd/cost')).status).toBe(404);
 });

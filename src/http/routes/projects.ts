@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { AppError } from '../../errors.ts';
+import { AppError, notFound } from '../../errors.ts';
 import {
   createProject,
   generateMissing,
@@ -8,6 +8,7 @@ import {
   regenerateScene,
   type ProjectsContext,
 } from '../../projects/projects.ts';
+import { projectCost } from '../../db/projects.ts';
 import { deleteProject } from '../../projects/deletion.ts';
 import { listProjects } from '../../projects/project-list.ts';
 import { patchScene } from '../../projects/scene-patch.ts';
@@ -181,6 +182,31 @@ export function projectRoutes(deps: ProjectRoutesDeps) {
     async (c) => {
       await deleteProject(deps.projects, c.get('scope'), c.req.valid('param').id);
       return c.body(null, 204);
+    },
+  );
+
+  const ProjectCostBody = z
+    .object({
+      costUsd: z.number().nullable().openapi({ description: 'What every image of the project cost, kept versions included; null while any of them has no known price' }),
+      knownUsd: z.number().openapi({ description: 'The sum of the prices that are known' }),
+      images: z.number().int(),
+      unpriced: z.number().int(),
+    })
+    .openapi('ProjectCost');
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/projects/{id}/cost',
+      summary: 'What the images of a project cost (current ones and kept versions)',
+      request: { params: ProjectIdParam },
+      responses: { 200: { description: 'The total', content: { 'application/json': { schema: ProjectCostBody } } }, 404: errors[404] },
+    }),
+    async (c) => {
+      const cost = await projectCost(deps.projects.sql, c.get('scope'), c.req.valid('param').id);
+      if (!cost) throw notFound('project');
+      const knownUsd = Number(cost.knownUsd);
+      return c.json({ costUsd: cost.unpriced > 0 ? null : knownUsd, knownUsd, images: cost.images, unpriced: cost.unpriced }, 200);
     },
   );
 
