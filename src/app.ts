@@ -68,6 +68,7 @@ export function createApp(deps: Deps) {
         maxPendingSlotsPerOwner: deps.config.MAX_PENDING_SLOTS_PER_OWNER,
       },
       providerNames: [...deps.providers.keys()],
+      webhooksEnabled: deps.webhooks !== undefined,
       defaultProvider: deps.config.IMAGE_PROVIDER,
     }),
   );

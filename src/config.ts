@@ -51,6 +51,15 @@ export const ConfigSchema = z
     ALLOW_UNAUTHENTICATED: bool.default(false),
     /** Legacy image URLs (downloads, archive, rehost) may point at private, loopback or link-local addresses. */
     LEGACY_FETCH_ALLOW_PRIVATE: bool.default(false),
+    /** Signs every webhook delivery (Standard Webhooks): `whsec_` and base64. Projects may name a webhook only when it is set. */
+    WEBHOOK_SECRET: z.string().regex(/^whsec_[A-Za-z0-9+/]{16,}={0,2}$/, 'whsec_ followed by base64 (at least 12 bytes)').optional(),
+    /** Webhook targets on private, loopback or link-local addresses are refused unless this is true. */
+    WEBHOOK_ALLOW_PRIVATE: bool.default(false),
+    /** Seconds before each retry of a failed delivery; past the last one the event fails (default: about 23 h in all). */
+    WEBHOOK_RETRY_SCHEDULE_S: list(z.string().regex(/^\d+(\.\d+)?$/, 'seconds').transform(Number).pipe(z.number().max(86_400))).default([5, 30, 120, 600, 1800, 3600, 10_800, 21_600, 43_200]),
+    WEBHOOK_TIMEOUT_MS: int(100, 120_000).default(10_000),
+    WEBHOOK_POLL_MS: int(10, 60_000).default(1_000),
+    WEBHOOK_CONCURRENCY: int(1, 100).default(8),
     /** Default: <SUPABASE_URL>/auth/v1/.well-known/jwks.json when SUPABASE_URL is set. */
     JWT_JWKS_URL: optionalUrl,
     /** The legacy shared secret (HS256). */

@@ -11,6 +11,7 @@ import { createRunner, type Runner } from './generation/runner.ts';
 import type { Authentication } from './http/auth.ts';
 import type { Logger } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
+import { createWebhookDeliverer, type WebhookDeliverer } from './webhooks/deliverer.ts';
 import { loadPrices, type PriceOf } from './generation/prices.ts';
 import type { ImageProvider } from './providers/provider.ts';
 import { createProviders } from './providers/registry.ts';
@@ -30,6 +31,8 @@ export interface Deps {
   localStore: LocalObjectStore | undefined;
   providers: ReadonlyMap<string, ImageProvider>;
   runner: Runner;
+  /** Sends webhook_events (WEBHOOK_SECRET set); started with the runner. */
+  webhooks: WebhookDeliverer | undefined;
   /** What GET /metrics shows (this process's counters, the database's slot counts). */
   metrics: Metrics;
   projectCache: ProjectCache;
@@ -143,6 +146,19 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
     // Only reachable with ALLOW_UNAUTHENTICATED=true (config refuses it otherwise).
     log.warn({ host: config.HOST }, 'AUTH=none on a non-loopback address: anyone who reaches this port can use every project (ALLOW_UNAUTHENTICATED=true)');
   }
+  const webhooks = config.WEBHOOK_SECRET
+    ? createWebhookDeliverer({
+        sql: db.sql,
+        secret: config.WEBHOOK_SECRET,
+        fetch: createOutboundFetch(config.WEBHOOK_ALLOW_PRIVATE ? anyAddress : publicAddressesOnly),
+        log: log.child({ component: 'webhooks' }),
+        metrics,
+        scheduleMs: config.WEBHOOK_RETRY_SCHEDULE_S.map((s) => s * 1000),
+        timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+        pollMs: config.WEBHOOK_POLL_MS,
+        concurrency: config.WEBHOOK_CONCURRENCY,
+      })
+    : undefined;
   const projectEvents = createProjectEventsHub({ sql: db.sql, store, log: log.child({ component: 'events' }) });
   log.info({ providers: [...providers.keys()], defaultProvider: config.IMAGE_PROVIDER, storage: store.name }, 'ready');
   return {
@@ -153,6 +169,7 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
     localStore,
     providers,
     runner,
+    webhooks,
     metrics,
     projectCache: createProjectCache({ maxBytes: config.PROJECT_CACHE_MB * 1024 * 1024, maxAgeMs }),
     projectEvents,
@@ -174,6 +191,7 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
     legacyFetch: createOutboundFetch(config.LEGACY_FETCH_ALLOW_PRIVATE ? anyAddress : publicAddressesOnly),
     async close() {
       await projectEvents.close();
+      await webhooks?.stop();
       await runner.stop(config.SHUTDOWN_GRACE_MS);
       await db.close();
     },

@@ -72,7 +72,10 @@ const server = await startServer(app, { port: config.PORT, hostname: config.HOST
   await deps.close().catch(() => {});
   return failStart(err);
 });
-if (config.RUNNER === 'on') deps.runner.start();
+if (config.RUNNER === 'on') {
+  deps.runner.start();
+  deps.webhooks?.start();
+}
 const address = server.address();
 log.info(
   { port: typeof address === 'object' && address ? address.port : config.PORT, host: config.HOST, runner: config.RUNNER, concurrency: config.GENERATION_CONCURRENCY },

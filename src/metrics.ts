@@ -19,6 +19,7 @@ export interface Metrics {
   readonly httpRequests: Counter<'method' | 'route' | 'status'>;
   readonly httpSeconds: Histogram<'method' | 'route' | 'status'>;
   readonly eventStreamsOpen: Gauge;
+  readonly webhookDeliveries: Counter<'outcome'>;
 }
 
 const SLOT_STATUSES = ['queued', 'running', 'succeeded', 'failed'] as const;
@@ -110,6 +111,12 @@ export function createMetrics(sql: Sql): Metrics {
       help: 'Time to the response headers, by method, route and status (event streams: to the stream start).',
       labelNames: ['method', 'route', 'status'],
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    webhookDeliveries: new Counter({
+      name: 'sceneworks_webhook_deliveries_total',
+      help: 'Webhook delivery attempts, by outcome: delivered, retrying, failed (no retry left or refused address), gone (410).',
+      labelNames: ['outcome'],
       registers,
     }),
     eventStreamsOpen: new Gauge({

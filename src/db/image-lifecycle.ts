@@ -1,5 +1,6 @@
 import type { Sql } from './database.ts';
 import { ownedBy, type Scope } from './scope.ts';
+import { insertProjectDeletedEvent } from './webhooks.ts';
 
 /** The columns of an image a slot row or a version row carries alike. */
 const IMAGE_FIELDS = `image_url, storage_key, full_prompt, revised_prompt, provider, model, seed, width, height, aspect_ratio,
@@ -83,6 +84,7 @@ export async function deleteProjectRows(sql: Sql, scope: Scope, projectId: strin
   const [project] = await sql`
     SELECT id FROM content_creation_requests WHERE id = ${projectId} AND ${ownedBy(sql, scope)} FOR UPDATE`;
   if (!project) return undefined;
+  await insertProjectDeletedEvent(sql, projectId);
   const versions = await sql<{ storageKey: string | null }[]>`
     DELETE FROM image_versions WHERE content_creation_request_id = ${projectId} RETURNING storage_key`;
   const slots = await sql<{ storageKey: string | null }[]>`

@@ -1,5 +1,6 @@
 import type { Sql } from './database.ts';
 import { ownedBy, projectsInScope, type Scope } from './scope.ts';
+import type { WebhookTarget } from './webhooks.ts';
 
 export interface ProjectRow {
   id: string;
@@ -22,6 +23,8 @@ export interface NewProject {
   generatedOutput: unknown;
   settings: Record<string, unknown>;
   metadata: unknown;
+  /** {url, events}: told of this project's events (webhook_events). */
+  webhook?: WebhookTarget | null | undefined;
   idempotencyKey: string | null;
   requestHash: string | null;
 }
@@ -31,9 +34,10 @@ const PROJECT_COLUMNS = ['id', 'user_id', 'title', 'generated_output', 'settings
 /** Inserts a project; returns undefined when (owner, idempotency key) already exists. */
 export async function insertProject(sql: Sql, p: NewProject): Promise<ProjectRow | undefined> {
   const rows = await sql<ProjectRow[]>`
-    INSERT INTO content_creation_requests (id, user_id, title, generated_output, settings, metadata, idempotency_key, request_hash)
+    INSERT INTO content_creation_requests (id, user_id, title, generated_output, settings, metadata, webhook, idempotency_key, request_hash)
     VALUES (${p.id}, ${p.ownerId}, ${p.title}, ${sql.json(p.generatedOutput as never)}, ${sql.json(p.settings as never)},
-            ${p.metadata === null ? null : sql.json(p.metadata as never)}, ${p.idempotencyKey}, ${p.requestHash})
+            ${p.metadata === null ? null : sql.json(p.metadata as never)}, ${p.webhook ? sql.json(p.webhook as never) : null},
+            ${p.idempotencyKey}, ${p.requestHash})
     ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING ${sql(PROJECT_COLUMNS)}`;
   return rows[0];

@@ -3,6 +3,7 @@ import { ASPECT_RATIOS } from '../generation/aspect-ratio.ts';
 import { ERROR_CODES } from '../errors.ts';
 import { IMAGE_STATUSES } from '../projects/progress.ts';
 import { MAX_SCENE_INDEX } from '../projects/scene-index.ts';
+import { WEBHOOK_EVENTS } from '../db/webhooks.ts';
 
 const PROJECT_STATUSES = ['queued', 'running', 'completed', 'partial', 'failed'] as const;
 const METADATA_MAX_BYTES = 16 * 1024;
@@ -33,6 +34,13 @@ export const CreateProjectBody = z
       .record(z.string(), z.unknown())
       .refine((m) => Buffer.byteLength(JSON.stringify(m)) <= METADATA_MAX_BYTES, { message: 'must be at most 16 KiB as JSON' })
       .optional(),
+    webhook: z
+      .strictObject({
+        url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).max(2000),
+        events: z.array(z.enum(WEBHOOK_EVENTS)).min(1).max(WEBHOOK_EVENTS.length).optional().openapi({ description: 'Default: all of them' }),
+      })
+      .optional()
+      .openapi({ description: 'Told of every event of this project (Standard Webhooks signatures, with WEBHOOK_SECRET)' }),
   })
   .superRefine((body, ctx) => {
     const seen = new Map<number, number>();

@@ -42,6 +42,9 @@ export function refusalIn(err: unknown): RefusedAddressError | undefined {
 export interface OutboundInit {
   signal?: AbortSignal | undefined;
   headers?: Record<string, string> | undefined;
+  /** GET unless said; any other method's redirect is returned as the answer, never followed. */
+  method?: string | undefined;
+  body?: string | undefined;
 }
 
 /** fetch(), but every connection (the first and each redirect's) goes only to addresses the policy allows. */
@@ -78,9 +81,9 @@ export function createOutboundFetch(policy: AddressPolicy): OutboundFetch {
       if (current.protocol !== 'http:' && current.protocol !== 'https:') throw new TypeError(`only http and https URLs are fetched, not ${current.protocol}`);
       const literal = current.hostname.replace(/^\[(.*)\]$/, '$1');
       if (ipaddr.isValid(literal) && !policy(literal)) throw new RefusedAddressError(literal, literal);
-      const res = (await undiciFetch(current, { signal: init.signal, headers: init.headers, redirect: 'manual', dispatcher: agent })) as unknown as Response;
+      const res = (await undiciFetch(current, { method: init.method, body: init.body, signal: init.signal, headers: init.headers, redirect: 'manual', dispatcher: agent })) as unknown as Response;
       const location = res.headers.get('location');
-      if (!REDIRECTS.has(res.status) || location === null) return res;
+      if (!REDIRECTS.has(res.status) || location === null || (init.method ?? 'GET') !== 'GET') return res;
       await res.body?.cancel().catch(() => {});
       if (hop >= MAX_REDIRECTS) throw new TypeError(`more than ${MAX_REDIRECTS} redirects`);
       current = new URL(location, current);

@@ -37,6 +37,7 @@ import { imageView, type SceneImage } from './merge.ts';
 import type { ProjectCache } from './project-cache.ts';
 import { projectView, settingsOf, type ProjectView } from './project-view.ts';
 import { promptOf, sceneIndexOf, scenesOf } from './scene-index.ts';
+import { WEBHOOK_EVENTS, type WebhookEventType } from '../db/webhooks.ts';
 
 export interface ProjectsContext {
   sql: Pool;
@@ -59,6 +60,7 @@ export interface CreateProjectInput {
   provider: string;
   model?: string | undefined;
   metadata?: Record<string, unknown> | undefined;
+  webhook?: { url: string; events?: WebhookEventType[] | undefined } | undefined;
 }
 
 const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000;
@@ -106,6 +108,7 @@ export async function createProject(
         model: input.model ?? null,
       },
       metadata: input.metadata ?? null,
+      webhook: input.webhook ? { url: input.webhook.url, events: input.webhook.events ?? [...WEBHOOK_EVENTS] } : null,
       idempotencyKey: idempotencyKey ?? null,
       requestHash,
     });

@@ -6,7 +6,9 @@ import { ProviderError, type ProviderErrorCode } from './provider.ts';
  */
 export function retryAfterMs(headers: Headers | Record<string, string | null | undefined> | undefined, now = Date.now()): number | undefined {
   if (!headers) return undefined;
-  const get = (name: string) => (headers instanceof Headers ? headers.get(name) : (headers[name] ?? headers[name.toLowerCase()])) ?? undefined;
+  // Any Headers (the global class, or undici's own from its fetch: not the same class).
+  const isHeaders = typeof (headers as Headers).get === 'function';
+  const get = (name: string) => (isHeaders ? (headers as Headers).get(name) : ((headers as Record<string, string | null | undefined>)[name] ?? (headers as Record<string, string | null | undefined>)[name.toLowerCase()])) ?? undefined;
   const ms = get('retry-after-ms');
   if (ms && Number.isFinite(Number(ms)) && Number(ms) >= 0) return Number(ms);
   const value = get('retry-after');

@@ -58,6 +58,7 @@ const CASES: Record<string, Case> = {
     kind: 'others',
     call: ({ project, sceneIndex }) => ({ method: 'PATCH', path: `/projects/${project}/scenes/${sceneIndex}`, body: { prompt: 'edited by A' } }),
   },
+  'GET /projects/:id/webhook-deliveries': { kind: 'others', call: ({ project }) => ({ method: 'GET', path: `/projects/${project}/webhook-deliveries` }) },
   'GET /projects/:id/cost': { kind: 'others', call: ({ project }) => ({ method: 'GET', path: `/projects/${project}/cost` }) },
   'DELETE /projects/:id': { kind: 'others', call: ({ project }) => ({ method: 'DELETE', path: `/projects/${project}` }) },
   'GET /images/:id/versions': { kind: 'others', call: ({ image }) => ({ method: 'GET', path: `/images/${image}/versions` }) },

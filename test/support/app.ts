@@ -47,7 +47,10 @@ export async function startTestApp(
   });
   const deps = await createDeps(config, createLogger(config.LOG_LEVEL, options.logDestination), { providers: options.providers, wrapStore: options.wrapStore });
   const app = createApp(deps);
-  if (options.runner !== false) deps.runner.start();
+  if (options.runner !== false) {
+    deps.runner.start();
+    deps.webhooks?.start();
+  }
 
   async function call(method: string, url: string, body?: unknown, headers: Record<string, string> = {}) {
     const init: RequestInit = { method, headers: { ...headers } };

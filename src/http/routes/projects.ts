@@ -8,7 +8,9 @@ import {
   regenerateScene,
   type ProjectsContext,
 } from '../../projects/projects.ts';
+import { toIso } from '../../db/database.ts';
 import { projectCost } from '../../db/projects.ts';
+import { listWebhookDeliveries } from '../../db/webhooks.ts';
 import { deleteProject } from '../../projects/deletion.ts';
 import { listProjects } from '../../projects/project-list.ts';
 import { patchScene } from '../../projects/scene-patch.ts';
@@ -30,6 +32,8 @@ import { validationHook } from '../validation.ts';
 export interface ProjectRoutesDeps {
   projects: ProjectsContext;
   providerNames: readonly string[];
+  /** WEBHOOK_SECRET is set: projects may name a webhook. */
+  webhooksEnabled?: boolean | undefined;
   defaultProvider: string;
 }
 
@@ -71,6 +75,9 @@ export function projectRoutes(deps: ProjectRoutesDeps) {
         throw new AppError('VALIDATION_FAILED', `provider "${provider}" is not configured; configured: ${deps.providerNames.join(', ')}`, [
           { path: ['provider'], message: `must be one of: ${deps.providerNames.join(', ')}` },
         ]);
+      }
+      if (body.webhook && !deps.webhooksEnabled) {
+        throw new AppError('VALIDATION_FAILED', 'this service sends no webhooks: its operator has not set WEBHOOK_SECRET', [{ path: ['webhook'], message: 'webhooks are not configured' }]);
       }
       const key = c.req.valid('header')['idempotency-key'];
       // Scenes and metadata are stored as sent, key for key: from the body itself, not the validator's copy.
@@ -207,6 +214,39 @@ export function projectRoutes(deps: ProjectRoutesDeps) {
       if (!cost) throw notFound('project');
       const knownUsd = Number(cost.knownUsd);
       return c.json({ costUsd: cost.unpriced > 0 ? null : knownUsd, knownUsd, images: cost.images, unpriced: cost.unpriced }, 200);
+    },
+  );
+
+  const WebhookDeliveries = z
+    .object({
+      items: z.array(
+        z.object({
+          id: z.string(),
+          eventId: z.string().openapi({ description: 'The webhook-id header: the same on every attempt of one event' }),
+          event: z.string(),
+          attempt: z.number().int(),
+          status: z.enum(['delivered', 'failed', 'gone']),
+          responseStatus: z.number().int().nullable(),
+          durationMs: z.number().int().nullable(),
+          error: z.string().nullable(),
+          createdAt: z.string(),
+        }),
+      ),
+    })
+    .openapi('WebhookDeliveries');
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/projects/{id}/webhook-deliveries',
+      summary: "Every delivery attempt of the project's webhook, oldest first",
+      request: { params: ProjectIdParam },
+      responses: { 200: { description: 'The attempts', content: { 'application/json': { schema: WebhookDeliveries } } }, 404: errors[404] },
+    }),
+    async (c) => {
+      const items = await listWebhookDeliveries(deps.projects.sql, c.get('scope'), c.req.valid('param').id);
+      if (!items) throw notFound('project');
+      return c.json({ items: items.map((d) => ({ ...d, status: d.status as 'delivered' | 'failed' | 'gone', createdAt: toIso(d.createdAt) })) }, 200);
     },
   );
 
