@@ -88,6 +88,8 @@ export const ConfigSchema = z
     LOCAL_RPM: int(1, 1_000_000).optional(),
     /** The window the <PROVIDER>_RPM limits count over (a minute; tests shorten it). */
     PROVIDER_RPM_WINDOW_MS: int(100, 3_600_000).default(60_000),
+    /** process: each <PROVIDER>_CONCURRENCY is per replica; cluster: for all replicas together (slots in PostgreSQL). */
+    PROVIDER_CONCURRENCY_SCOPE: z.enum(['process', 'cluster']).default('process'),
     /** A JSON list of image prices ({provider, model, size, usd}) before the built-in ones (generation/prices.ts). */
     PRICES_FILE: z.string().min(1).optional(),
     OPENAI_API_KEY: z.string().min(1).optional(),

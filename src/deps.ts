@@ -137,6 +137,7 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
     versionsKept: config.IMAGE_VERSIONS_KEPT,
     providerRpm: providerRpm(config),
     rpmWindowMs: config.PROVIDER_RPM_WINDOW_MS,
+    clusterConcurrency: config.PROVIDER_CONCURRENCY_SCOPE === 'cluster',
     priceOf,
   });
   // A cached answer must never outlive the signed URLs inside it.

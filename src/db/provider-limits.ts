@@ -44,3 +44,30 @@ export async function reserveProviderCall(sql: Sql, provider: string, perWindow:
     RETURNING greatest(0, extract(epoch FROM (l.next_call_at - make_interval(secs => ${spacingS})) - clock_timestamp()) * 1000)::float8 AS ms`;
   return row!.ms;
 }
+
+/** Makes sure `provider` has rows 1..limit in provider_call_slots (idempotent). */
+export async function ensureProviderSlots(sql: Sql, provider: string, limit: number): Promise<void> {
+  await sql`
+    INSERT INTO provider_call_slots (provider, slot) SELECT ${provider}, g FROM generate_series(1, ${limit}) g
+    ON CONFLICT DO NOTHING`;
+}
+
+/**
+ * Takes one of `provider`'s `limit` call slots for `holder`, for `leaseMs` (a holder that dies
+ * frees it by expiry). Null when all are taken: deployment-wide, `limit` calls are in flight.
+ */
+export async function acquireProviderSlot(sql: Sql, provider: string, limit: number, holder: string, leaseMs: number): Promise<number | null> {
+  const [row] = await sql<{ slot: number }[]>`
+    UPDATE provider_call_slots s SET holder = ${holder}, expires_at = clock_timestamp() + make_interval(secs => ${leaseMs / 1000})
+    WHERE (s.provider, s.slot) = (
+      SELECT provider, slot FROM provider_call_slots
+      WHERE provider = ${provider} AND slot <= ${limit} AND (holder IS NULL OR expires_at < clock_timestamp())
+      ORDER BY slot LIMIT 1
+      FOR UPDATE SKIP LOCKED)
+    RETURNING s.slot`;
+  return row?.slot ?? null;
+}
+
+export async function releaseProviderSlot(sql: Sql, provider: string, slot: number, holder: string): Promise<void> {
+  await sql`UPDATE provider_call_slots SET holder = NULL, expires_at = NULL WHERE provider = ${provider} AND slot = ${slot} AND holder = ${holder}`;
+}

@@ -11,6 +11,11 @@ export interface SharedLimits {
   pause(ms: number): Promise<void>;
   /** Reserves this call's moment under the provider's rate limit: how long to wait. Absent: no rate limit. */
   reserve?: (() => Promise<number>) | undefined;
+  /**
+   * Takes one of the provider's deployment-wide call slots: a release function, or null when
+   * all are taken (the gate waits and asks again). Absent: the concurrency limit is per process.
+   */
+  acquire?: (() => Promise<(() => Promise<void>) | null>) | undefined;
   /** A shared read or write failed: the gate goes on with what it knows locally. */
   onError(err: unknown): void;
 }
@@ -78,18 +83,39 @@ export function createProviderGate(concurrency: number | undefined, o: ProviderG
     }
   }
 
+  /** A deployment-wide call slot (shared.acquire), waited for with a growing pause; none when the database fails. */
+  async function takeSlot(signal: AbortSignal): Promise<(() => Promise<void>) | undefined> {
+    const acquire = o.shared?.acquire;
+    if (!acquire) return undefined;
+    for (let wait = 20; ; wait = Math.min(wait * 2, 250)) {
+      let release: (() => Promise<void>) | null;
+      try {
+        release = await acquire();
+      } catch (err) {
+        o.shared!.onError(err);
+        return undefined;
+      }
+      if (release) return release;
+      await sleep(wait, undefined, { signal });
+    }
+  }
+
+  async function callWithSlot<T>(call: () => Promise<T>, signal: AbortSignal): Promise<T> {
+    await waitForTurn(signal);
+    const release = await takeSlot(signal);
+    try {
+      return await call();
+    } finally {
+      await release?.().catch(o.shared!.onError);
+    }
+  }
+
   return {
     async run(call, signal) {
-      if (!limit) {
-        await waitForTurn(signal);
-        return call();
-      }
+      if (!limit) return callWithSlot(call, signal);
       await waitWhilePaused(signal);
-      return limit(async () => {
-        // A pause may have begun while we queued for a turn.
-        await waitForTurn(signal);
-        return call();
-      });
+      // A pause may have begun while we queued for a turn: callWithSlot looks again.
+      return limit(() => callWithSlot(call, signal));
     },
     pause(ms) {
       until = Math.max(until, now() + ms);

@@ -1,4 +1,4 @@
-import { createHash, randomInt } from 'node:crypto';
+import { createHash, randomUUID, randomInt } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pLimit from 'p-limit';
@@ -30,7 +30,7 @@ import { ASPECT_RATIOS, IMAGE_SIZES, type AspectRatio } from './aspect-ratio.ts'
 import { createBatcher } from './batcher.ts';
 import { fullPromptOf } from './prompt.ts';
 import { createAlarm } from './alarm.ts';
-import { pauseProvider, providerPauseLeft, reserveProviderCall } from '../db/provider-limits.ts';
+import { acquireProviderSlot, ensureProviderSlots, pauseProvider, providerPauseLeft, releaseProviderSlot, reserveProviderCall } from '../db/provider-limits.ts';
 import type { Metrics } from '../metrics.ts';
 import type { PriceOf } from './prices.ts';
 import { createProviderCaller } from './provider-call.ts';
@@ -62,6 +62,11 @@ export interface RunnerOptions {
    */
   providerRpm?: ReadonlyMap<string, number> | undefined;
   rpmWindowMs?: number | undefined;
+  /**
+   * <PROVIDER>_CONCURRENCY for all replicas together (PROVIDER_CONCURRENCY_SCOPE=cluster):
+   * call slots in PostgreSQL, leased for the call's timeout and then some.
+   */
+  clusterConcurrency?: boolean | undefined;
   /** The price of an image (generation/prices.ts); absent: every cost is unknown. */
   priceOf?: PriceOf | undefined;
   /** How often slot_queue is vacuumed (vacuumQueue); default 5 s. */
@@ -114,6 +119,23 @@ export function createRunner(o: RunnerOptions): Runner {
   const waiting = new Set<string>();
   const claimKey = (f: SlotFence) => `${f.id}:${f.generation}:${f.attempts}`;
   const tasks = new Set<Promise<void>>();
+  /** A provider's deployment-wide call slots, when it has a concurrency limit and the scope is the cluster. */
+  function clusterConcurrency(name: string) {
+    const limit = o.providers.get(name)?.concurrency;
+    if (!o.clusterConcurrency || !limit) return undefined;
+    let ready: Promise<void> | undefined;
+    const leaseMs = o.providerTimeoutMs + 10_000;
+    return async () => {
+      await (ready ??= ensureProviderSlots(o.sql, name, limit).catch((err: unknown) => {
+        ready = undefined;
+        throw err;
+      }));
+      const holder = `${workerId}:${randomUUID()}`;
+      const slot = await acquireProviderSlot(o.sql, name, limit, holder, leaseMs);
+      return slot === null ? null : () => releaseProviderSlot(o.sql, name, slot, holder);
+    };
+  }
+
   const callProvider = createProviderCaller({
     providers: o.providers,
     limit: providerLimit,
@@ -129,6 +151,7 @@ export function createRunner(o: RunnerOptions): Runner {
         pauseLeft: () => providerPauseLeft(o.sql, provider),
         pause: (ms) => pauseProvider(o.sql, provider, ms),
         reserve: rpm ? () => reserveProviderCall(o.sql, provider, rpm, o.rpmWindowMs ?? 60_000) : undefined,
+        acquire: clusterConcurrency(provider),
         onError: (err) => log.warn({ err }, 'provider limits could not be read or written: going on with this process’s own'),
       };
     },

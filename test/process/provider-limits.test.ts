@@ -77,6 +77,26 @@ describe('provider limits across replicas', () => {
     await stopAll();
   });
 
+  it('OPENAI_CONCURRENCY with PROVIDER_CONCURRENCY_SCOPE=cluster holds for the two replicas together', async () => {
+    fake.reset();
+    replicas = await Promise.all([0, 1].map(() => spawnService(env({ OPENAI_CONCURRENCY: '2', PROVIDER_CONCURRENCY_SCOPE: 'cluster', LOG_LEVEL: 'debug' }))));
+    const created = await postProject(replicas[0]!.baseUrl, { scenes: Array.from({ length: 8 }, (_, i) => ({ prompt: `narrow ${i}` })), imagesPerScene: 2 });
+    let most = 0;
+    const answeredBefore = fake.answered(); // reset() forgets requests, not the answered count
+    const watching = setInterval(() => (most = Math.max(most, fake.requests.length - (fake.answered() - answeredBefore))), 2);
+    try {
+      await until(async () => (await statusCounts(db.sql, created.body.id)).succeeded === 16, 'all 16 slots succeeded', 60_000);
+    } finally {
+      clearInterval(watching);
+    }
+    expect(most).toBeLessThanOrEqual(2); // each replica alone would allow 2, together 4
+    expect(most).toBe(2);
+    expect(generations()).toHaveLength(16);
+    await until(() => replicas.reduce((n, r) => n + r.logs.filter((l) => l.msg === 'image succeeded').length, 0) === 16, 'every success logged', 10_000);
+    expect(replicas.every((r) => r.logs.some((l) => l.msg === 'image succeeded'))).toBe(true);
+    await stopAll();
+  });
+
   it('a 429 seen by one replica pauses the provider for both until its Retry-After', async () => {
     fake.reset();
     replicas = await Promise.all([0, 1].map(() => spawnService(env({ LOG_LEVEL: 'debug' }))));
