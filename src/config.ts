@@ -90,6 +90,9 @@ export const ConfigSchema = z
     PROVIDER_RPM_WINDOW_MS: int(100, 3_600_000).default(60_000),
     /** process: each <PROVIDER>_CONCURRENCY is per replica; cluster: for all replicas together (slots in PostgreSQL). */
     PROVIDER_CONCURRENCY_SCOPE: z.enum(['process', 'cluster']).default('process'),
+    /** A provider's circuit opens after this many transient failures in a row, for PROVIDER_CIRCUIT_OPEN_MS (failover lists skip it meanwhile). */
+    PROVIDER_CIRCUIT_FAILURES: int(1, 1000).default(5),
+    PROVIDER_CIRCUIT_OPEN_MS: int(100, 3_600_000).default(30_000),
     /** A JSON list of image prices ({provider, model, size, usd}) before the built-in ones (generation/prices.ts). */
     PRICES_FILE: z.string().min(1).optional(),
     OPENAI_API_KEY: z.string().min(1).optional(),

@@ -138,6 +138,8 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
     providerRpm: providerRpm(config),
     rpmWindowMs: config.PROVIDER_RPM_WINDOW_MS,
     clusterConcurrency: config.PROVIDER_CONCURRENCY_SCOPE === 'cluster',
+    circuitFailures: config.PROVIDER_CIRCUIT_FAILURES,
+    circuitOpenMs: config.PROVIDER_CIRCUIT_OPEN_MS,
     priceOf,
   });
   // A cached answer must never outlive the signed URLs inside it.

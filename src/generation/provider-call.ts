@@ -4,6 +4,7 @@ import pRetry, { AbortError as StopRetrying } from 'p-retry';
 import type { Logger } from '../log.ts';
 import { ProviderError, type GeneratedImage, type GenerateRequest, type ImageProvider } from '../providers/provider.ts';
 import type { Metrics } from '../metrics.ts';
+import type { Circuits } from './circuits.ts';
 import { createProviderGate, type ProviderGate, type SharedLimits } from './provider-gate.ts';
 
 export interface ProviderCallOptions {
@@ -18,6 +19,8 @@ export interface ProviderCallOptions {
   metrics?: Metrics | undefined;
   /** A provider's deployment-wide pause and rate limit (absent: this process's pause only). */
   sharedLimits?: ((provider: string) => SharedLimits | undefined) | undefined;
+  /** Told of each call's outcome; an open circuit fails a call at once when the slot has another provider to go to. */
+  circuits?: Circuits | undefined;
 }
 
 export interface ProviderCall {
@@ -26,6 +29,8 @@ export interface ProviderCall {
   /** Counts the calls actually made (every retry is an attempt on the row). */
   tries: { calls: number };
   log: Logger;
+  /** The slot has another provider to fail over to: an open circuit stops this one at once. */
+  canFailOver?: boolean | undefined;
 }
 
 /**
@@ -42,7 +47,7 @@ export function createProviderCaller(o: ProviderCallOptions) {
   return function callProvider(
     provider: ImageProvider,
     request: Omit<GenerateRequest, 'signal' | 'seed'>,
-    { claim, signal, tries, log }: ProviderCall,
+    { claim, signal, tries, log, canFailOver }: ProviderCall,
   ): Promise<GeneratedImage> {
     const gate = gates.get(provider.name) ?? gateOf(provider);
     return pRetry(
@@ -51,6 +56,9 @@ export function createProviderCaller(o: ProviderCallOptions) {
         const turn = o.limit(async () => {
           o.waiting.delete(claim);
           signal.throwIfAborted();
+          if (canFailOver && o.circuits?.isOpen(provider.name)) {
+            throw new StopRetrying(new ProviderError(provider.name, `${provider.name}: circuit open after repeated failures`, { transient: true, code: 'server' }));
+          }
           let timeout: AbortSignal | undefined;
           try {
             return await gate.run(async () => {
@@ -60,6 +68,7 @@ export function createProviderCaller(o: ProviderCallOptions) {
               try {
                 const image = await provider.generate({ ...request, seed: randomInt(2 ** 31 - 1), signal: AbortSignal.any([signal, timeout]) });
                 stopTimer?.({ outcome: 'ok' });
+                o.circuits?.success(provider.name);
                 return image;
               } catch (err) {
                 stopTimer?.({ outcome: 'error' });
@@ -70,9 +79,11 @@ export function createProviderCaller(o: ProviderCallOptions) {
             if (signal.aborted) throw new StopRetrying(err instanceof Error ? err : String(err));
             if (timeout?.aborted) {
               o.metrics?.providerErrors.inc({ provider: provider.name, code: 'timeout' });
+              o.circuits?.failure(provider.name);
               throw new ProviderError(provider.name, `${provider.name}: no answer within ${o.timeoutMs} ms`, { transient: true, code: 'timeout', cause: err });
             }
             o.metrics?.providerErrors.inc({ provider: provider.name, code: err instanceof ProviderError ? err.code : 'internal' });
+            if (err instanceof ProviderError && err.transient) o.circuits?.failure(provider.name);
             if (err instanceof ProviderError && err.code === 'rate_limited') o.metrics?.providerRateLimited.inc({ provider: provider.name });
             // Permanent failures, and errors that are not the provider's (bugs), are not retried.
             if (!(err instanceof ProviderError) || !err.transient) throw new StopRetrying(err instanceof Error ? err : String(err));

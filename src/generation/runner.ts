@@ -24,7 +24,7 @@ import {
   type SucceededSlot,
 } from '../db/queue.ts';
 import type { Logger } from '../log.ts';
-import { ProviderError, type ImageProvider } from '../providers/provider.ts';
+import { ProviderError, type GeneratedImage, type GenerateRequest, type ImageProvider } from '../providers/provider.ts';
 import { StoreError, type ObjectStore } from '../storage/store.ts';
 import { ASPECT_RATIOS, IMAGE_SIZES, type AspectRatio } from './aspect-ratio.ts';
 import { createBatcher } from './batcher.ts';
@@ -33,7 +33,8 @@ import { createAlarm } from './alarm.ts';
 import { acquireProviderSlot, ensureProviderSlots, pauseProvider, providerPauseLeft, releaseProviderSlot, reserveProviderCall } from '../db/provider-limits.ts';
 import type { Metrics } from '../metrics.ts';
 import type { PriceOf } from './prices.ts';
-import { createProviderCaller } from './provider-call.ts';
+import { createCircuits } from './circuits.ts';
+import { createProviderCaller, type ProviderCall } from './provider-call.ts';
 import { attemptKeys, imageKey } from './storage-key.ts';
 
 export interface RunnerOptions {
@@ -67,6 +68,9 @@ export interface RunnerOptions {
    * call slots in PostgreSQL, leased for the call's timeout and then some.
    */
   clusterConcurrency?: boolean | undefined;
+  /** A provider's circuit opens after this many transient failures in a row (default 5), for circuitOpenMs (default 30 s). */
+  circuitFailures?: number | undefined;
+  circuitOpenMs?: number | undefined;
   /** The price of an image (generation/prices.ts); absent: every cost is unknown. */
   priceOf?: PriceOf | undefined;
   /** How often slot_queue is vacuumed (vacuumQueue); default 5 s. */
@@ -136,6 +140,7 @@ export function createRunner(o: RunnerOptions): Runner {
     };
   }
 
+  const circuits = createCircuits({ failures: o.circuitFailures ?? 5, openMs: o.circuitOpenMs ?? 30_000 });
   const callProvider = createProviderCaller({
     providers: o.providers,
     limit: providerLimit,
@@ -144,6 +149,7 @@ export function createRunner(o: RunnerOptions): Runner {
     maxAttempts: o.maxAttempts,
     retryBaseMs: o.retryBaseMs,
     metrics: o.metrics,
+    circuits,
     sharedLimits: (provider) => {
       const rpm = o.providerRpm?.get(provider);
       const log = o.log.child({ provider });
@@ -244,10 +250,47 @@ export function createRunner(o: RunnerOptions): Runner {
     tasks.add(task);
   }
 
+  /**
+   * The providers a slot may use, in the order to try them: a project's failover list
+   * (settings.providers) with the providers whose circuit is open moved to the end, or its one
+   * provider.
+   */
+  function failoverOrder(settings: Record<string, unknown>, first: string): string[] {
+    const list = Array.isArray(settings.providers) ? settings.providers.filter((p): p is string => typeof p === 'string') : [];
+    if (list.length < 2) return [first];
+    return [...list.filter((p) => !circuits.isOpen(p)), ...list.filter((p) => circuits.isOpen(p))];
+  }
+
+  /**
+   * Calls the providers in turn until one makes the image: a transient failure (retries used
+   * up, or an open circuit) moves on to the next; a permanent one, or the last provider's
+   * failure, is the slot's. `using` is told each provider tried (the failure names the last).
+   */
+  async function generateWithFailover(
+    names: readonly string[],
+    request: Omit<GenerateRequest, 'signal' | 'seed'>,
+    call: Omit<ProviderCall, 'canFailOver'>,
+    using: (name: string) => void,
+  ): Promise<{ provider: ImageProvider; image: GeneratedImage }> {
+    for (const [i, name] of names.entries()) {
+      using(name);
+      const provider = o.providers.get(name);
+      if (!provider) throw new Error(`provider "${name}" is not configured on this server`);
+      const last = i === names.length - 1;
+      try {
+        return { provider, image: await callProvider(provider, request, { ...call, canFailOver: !last }) };
+      } catch (err) {
+        if (last || call.signal.aborted || !(err instanceof ProviderError) || !err.transient) throw err;
+        call.log.warn({ err, provider: name, next: names[i + 1] }, 'provider failing: trying the next of the project');
+      }
+    }
+    throw new Error('no provider to call');
+  }
+
   async function runSlot(slot: ClaimedSlot, signal: AbortSignal): Promise<void> {
     const fence: SlotFence = { id: slot.id, generation: slot.generation, attempts: slot.attempts };
     const settings = slot.settings ?? {};
-    const providerName = typeof settings.provider === 'string' ? settings.provider : o.defaultProvider;
+    let providerName = typeof settings.provider === 'string' ? settings.provider : o.defaultProvider;
     const style = typeof settings.style === 'string' ? settings.style : null;
     const model = typeof settings.model === 'string' ? settings.model : null;
     const aspectRatio: AspectRatio = ASPECT_RATIOS.includes(slot.aspectRatio as AspectRatio) ? (slot.aspectRatio as AspectRatio) : '16:9';
@@ -257,12 +300,10 @@ export function createRunner(o: RunnerOptions): Runner {
     let storedKey: string | undefined;
     const tries = { calls: 0 };
     try {
-      const provider = o.providers.get(providerName);
-      if (!provider) throw new Error(`provider "${providerName}" is not configured on this server`);
       if (prompt.trim() === '') throw new Error('the scene has no prompt');
       const { width, height } = IMAGE_SIZES[aspectRatio];
       const request = { prompt, fullPrompt, aspectRatio, width, height, model };
-      const image = await callProvider(provider, request, { claim: claimKey(fence), signal, tries, log });
+      const { provider, image } = await generateWithFailover(failoverOrder(settings, providerName), request, { claim: claimKey(fence), signal, tries, log }, (name) => (providerName = name));
       const key = imageKey({ ...slot, attempt: slot.attempts, mimeType: image.mimeType });
       // The image is paid for: a failing store is retried on its own, never by generating again.
       // A refusal no retry can change (too large, type not allowed, bad key) fails the slot at once.

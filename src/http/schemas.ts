@@ -29,6 +29,13 @@ export const CreateProjectBody = z
     aspectRatio: z.enum(ASPECT_RATIOS).default('16:9'),
     style: z.string().max(200).optional(),
     provider: z.string().min(1).max(100).optional(),
+    providers: z
+      .array(z.string().min(1).max(100))
+      .min(1)
+      .max(5)
+      .refine((list) => new Set(list).size === list.length, 'must not name a provider twice')
+      .optional()
+      .openapi({ description: 'Failover, in order: a slot goes to the first whose circuit is closed (instead of provider)' }),
     model: z.string().min(1).max(200).optional(),
     metadata: z
       .record(z.string(), z.unknown())

@@ -61,6 +61,8 @@ export interface CreateProjectInput {
   model?: string | undefined;
   metadata?: Record<string, unknown> | undefined;
   webhook?: { url: string; events?: WebhookEventType[] | undefined } | undefined;
+  /** A failover list (its first is `provider`). */
+  providers?: string[] | undefined;
 }
 
 const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000;
@@ -105,6 +107,7 @@ export async function createProject(
         aspectRatio: input.aspectRatio,
         style: input.style ?? null,
         provider: input.provider,
+        ...(input.providers ? { providers: input.providers } : {}),
         model: input.model ?? null,
       },
       metadata: input.metadata ?? null,

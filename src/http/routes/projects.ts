@@ -70,11 +70,16 @@ export function projectRoutes(deps: ProjectRoutesDeps) {
     }),
     async (c) => {
       const body = c.req.valid('json');
-      const provider = body.provider ?? deps.defaultProvider;
-      if (!deps.providerNames.includes(provider)) {
-        throw new AppError('VALIDATION_FAILED', `provider "${provider}" is not configured; configured: ${deps.providerNames.join(', ')}`, [
-          { path: ['provider'], message: `must be one of: ${deps.providerNames.join(', ')}` },
-        ]);
+      if (body.provider !== undefined && body.providers !== undefined) {
+        throw new AppError('VALIDATION_FAILED', 'name either provider or providers (a failover list), not both', [{ path: ['providers'], message: 'not with provider' }]);
+      }
+      const provider = body.providers?.[0] ?? body.provider ?? deps.defaultProvider;
+      for (const [i, name] of (body.providers ?? [provider]).entries()) {
+        if (!deps.providerNames.includes(name)) {
+          throw new AppError('VALIDATION_FAILED', `provider "${name}" is not configured; configured: ${deps.providerNames.join(', ')}`, [
+            { path: body.providers ? ['providers', i] : ['provider'], message: `must be one of: ${deps.providerNames.join(', ')}` },
+          ]);
+        }
       }
       if (body.webhook && !deps.webhooksEnabled) {
         throw new AppError('VALIDATION_FAILED', 'this service sends no webhooks: its operator has not set WEBHOOK_SECRET', [{ path: ['webhook'], message: 'webhooks are not configured' }]);
