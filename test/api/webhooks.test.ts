@@ -1,60 +1,11 @@
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLocalProvider } from '../../src/providers/local.ts';
 import { ProviderError, type ImageProvider } from '../../src/providers/provider.ts';
+import { startWebhookReceiver } from '../fakes/webhook-receiver.ts';
 import { until } from '../support/gated-provider.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 
 const SECRET = `whsec_${Buffer.from('sceneworks-webhook-test-secret!!').toString('base64')}`;
-
-type Reply = 'ok' | 'hang' | number | { status: 429; retryAfterS: number };
-interface Received {
-  id: string;
-  type: string;
-  data: any;
-  at: number;
-  /** The signature checked with the official package (standardwebhooks). */
-  verified: boolean;
-  headers: IncomingHttpHeaders;
-}
-
-/** A webhook receiver on loopback: verifies every signature, answers as scripted (then 200), records all. */
-async function startReceiver() {
-  const received: Received[] = [];
-  const script: Reply[] = [];
-  const verifier = new Webhook(SECRET);
-  const server: Server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c: Buffer) => (body += c.toString()));
-    req.on('end', () => {
-      let verified = true;
-      try {
-        verifier.verify(body, req.headers as Record<string, string>);
-      } catch {
-        verified = false;
-      }
-      const payload = JSON.parse(body) as { type: string; data: any };
-      received.push({ id: String(req.headers['webhook-id']), type: payload.type, data: payload.data, at: Date.now(), verified, headers: req.headers });
-      const reply = script.shift() ?? 'ok';
-      if (reply === 'hang') return; // never answers
-      if (reply === 'ok') return res.writeHead(200).end('ok');
-      if (typeof reply === 'number') return res.writeHead(reply).end();
-      res.writeHead(429, { 'retry-after': String(reply.retryAfterS) }).end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`,
-    received,
-    script,
-    close: () => {
-      server.closeAllConnections();
-      return new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
 
 function refusing(): ImageProvider {
   const local = createLocalProvider({ delayMs: 0 });
@@ -70,7 +21,7 @@ function refusing(): ImageProvider {
 
 describe('webhooks', () => {
   let t: TestApp;
-  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let receiver: Awaited<ReturnType<typeof startWebhookReceiver>>;
   const env = {
     WEBHOOK_SECRET: SECRET,
     WEBHOOK_ALLOW_PRIVATE: 'true',
@@ -79,7 +30,7 @@ describe('webhooks', () => {
     WEBHOOK_TIMEOUT_MS: '300',
   };
   beforeAll(async () => {
-    receiver = await startReceiver();
+    receiver = await startWebhookReceiver(SECRET);
     t = await startTestApp(env, { providers: new Map([['local', refusing()]]) });
   });
   afterAll(async () => {
@@ -206,7 +157,7 @@ describe('webhooks', () => {
 
 describe('webhooks to private addresses', () => {
   it('are refused unless WEBHOOK_ALLOW_PRIVATE, and the receiver hears nothing', async () => {
-    const receiver = await startReceiver();
+    const receiver = await startWebhookReceiver(SECRET);
     const t = await startTestApp({ WEBHOOK_SECRET: SECRET, WEBHOOK_POLL_MS: '20', WEBHOOK_RETRY_SCHEDULE_S: '0.05' });
     try {
       const res = await t.call('POST', '/projects', { scenes: [{ prompt: 'x' }], webhook: { url: receiver.url, events: ['project.finished'] } });
@@ -227,7 +178,7 @@ describe('webhooks to private addresses', () => {
 
 describe('two deliverers on one database', () => {
   it('share the events and never send one twice', async () => {
-    const receiver = await startReceiver();
+    const receiver = await startWebhookReceiver(SECRET);
     const env = { WEBHOOK_SECRET: SECRET, WEBHOOK_ALLOW_PRIVATE: 'true', WEBHOOK_POLL_MS: '10', WEBHOOK_CONCURRENCY: '3' };
     const a = await startTestApp(env);
     const b = await startTestApp(env, { db: a.db });
