@@ -28,6 +28,9 @@ describe('prunableScenes: the JSON copy goes only when the rows provably hold al
 
   it('a usable URL without its row, a scene without rows, or a shared index: kept', () => {
     expect(prunable([{ prompt: 'a', imageUrls: [u(1), u(2)] }], { 1: [0] })).toEqual([]);
+    // The rows reach the end of the array, but not through the usable URL at 0: it would be lost.
+    expect(prunable([{ prompt: 'a', imageUrls: [u(1), u(2)] }], { 1: [1] })).toEqual([]);
+    expect(prunable([{ prompt: 'a', imageUrls: [u(1), null, u(3)] }], { 1: [1, 2] })).toEqual([]);
     expect(prunable([{ prompt: 'a', imageUrls: [u(1)] }], {})).toEqual([]);
     expect(prunable([{ prompt: 'a', index: 4, imageUrls: [u(1)] }, { prompt: 'b', index: 4, imageUrls: [u(2)] }], { 4: [0] })).toEqual([]);
   });
