@@ -68,6 +68,18 @@ describe('GET /files never leaves its folder', () => {
     }
   });
 
+  it('a key with a dot segment is refused even when it resolves to a real object inside the folder: one object, one key', async () => {
+    await t.deps.localStore!.put('audit/real.png', new TextEncoder().encode('real'), 'image/png');
+    expect((await rawGet('/files/audit/real.png')).status).toBe(200);
+    // ('%2e%2e/' alone is a dot segment to the URL parser, which resolves it before the service sees it.)
+    for (const target of ['/files/audit/..%2faudit/real.png', '/files/audit/%2e%2e%2faudit/real.png', '/files/audit/.%2freal.png']) {
+      const res = await rawGet(target);
+      expect(res.status, target).toBe(404);
+      expect(res.text).toContain('"code":"NOT_FOUND"');
+    }
+    for (const key of ['audit/../audit/real.png', 'audit/./real.png', 'audit//real.png']) expect(await t.deps.localStore!.open(key), key).toBeUndefined();
+  });
+
   it('the store itself refuses such keys', async () => {
     const store = t.deps.localStore!;
     for (const key of ['../secret.png', 'projects/../../secret.png', '/etc/passwd', '..\\secret.png', './secret.png']) {
