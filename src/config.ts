@@ -150,11 +150,13 @@ export const ConfigSchema = z
     }
     if (c.STORAGE === 'supabase') {
       if (!c.SUPABASE_SERVICE_ROLE_KEY) ctx.addIssue({ code: 'custom', path: ['SUPABASE_SERVICE_ROLE_KEY'], message: 'required when STORAGE=supabase' });
-      if (!c.SUPABASE_URL === !c.SUPABASE_STORAGE_URL) {
+      // Both may be set: SUPABASE_URL still gives AUTH=jwt its keys and issuer, and the Storage API
+      // may live elsewhere (a bare storage server, Supabase's direct storage host).
+      if (!c.SUPABASE_URL && !c.SUPABASE_STORAGE_URL) {
         ctx.addIssue({
           code: 'custom',
           path: ['SUPABASE_URL'],
-          message: 'with STORAGE=supabase, set exactly one of SUPABASE_URL (the project URL) and SUPABASE_STORAGE_URL (the Storage API itself)',
+          message: 'with STORAGE=supabase, set SUPABASE_URL (the project URL) or SUPABASE_STORAGE_URL (the Storage API itself; it wins when both are set)',
         });
       }
     }

@@ -89,8 +89,8 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
     }
     if (config.STORAGE === 'supabase') {
       store = createSupabaseStore({
-        url: config.SUPABASE_URL,
-        storageUrl: config.SUPABASE_STORAGE_URL,
+        // The Storage API's own URL when given; else the project's (SUPABASE_URL may be there for AUTH=jwt alone).
+        ...(config.SUPABASE_STORAGE_URL ? { storageUrl: config.SUPABASE_STORAGE_URL } : { url: config.SUPABASE_URL }),
         serviceRoleKey: config.SUPABASE_SERVICE_ROLE_KEY!,
         bucket: config.STORAGE_BUCKET,
         public: config.STORAGE_PUBLIC,

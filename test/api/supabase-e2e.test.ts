@@ -144,10 +144,13 @@ describe('STORAGE=supabase', () => {
 });
 
 describe('SUPABASE_STORAGE_URL: a bare Storage server at the root of its host', () => {
-  it('is used as is, and the whole service stores and serves through it', async () => {
+  // Beside SUPABASE_URL (there for AUTH=jwt's keys, say) it still wins: the project's Storage is not touched.
+  it.each([false, true])('is used as is, and the whole service stores and serves through it (SUPABASE_URL set too: %s)', async (withProjectUrl) => {
     const bare = await startFakeSupabaseStorage({ prefix: '' });
+    const projectRequests = storage.requests.length;
     const t = await startTestApp({
       STORAGE: 'supabase',
+      ...(withProjectUrl ? { SUPABASE_URL: storage.origin } : {}),
       SUPABASE_STORAGE_URL: bare.origin,
       SUPABASE_SERVICE_ROLE_KEY: bare.serviceRoleKey,
       STORAGE_BUCKET: 'bare-root',
@@ -161,6 +164,7 @@ describe('SUPABASE_STORAGE_URL: a bare Storage server at the root of its host', 
       expect(url.startsWith(`${bare.origin}/object/public/bare-root/`)).toBe(true);
       expect((await fetchPng(url)).format).toBe('png');
       expect(bare.requests.every((r) => !r.path.startsWith('/storage/v1'))).toBe(true);
+      expect(storage.requests.length).toBe(projectRequests);
     } finally {
       await t.close();
       await bare.close();

@@ -69,13 +69,22 @@ describe('provider and storage configuration', () => {
     expect(c).toMatchObject({ STORAGE_BUCKET: 'sceneworks', STORAGE_PUBLIC: false, SIGNED_URL_TTL_S: 3600 });
   });
 
-  it('takes the Storage API by its own URL (SUPABASE_STORAGE_URL), but not beside a project URL', () => {
+  it('takes the Storage API by its own URL (SUPABASE_STORAGE_URL), alone or beside a project URL that AUTH=jwt reads', () => {
     const c = loadConfig({ STORAGE: 'supabase', SUPABASE_STORAGE_URL: 'http://storage:5000', SUPABASE_SERVICE_ROLE_KEY: 'k' });
     expect(c).toMatchObject({ SUPABASE_STORAGE_URL: 'http://storage:5000' });
     expect(c.SUPABASE_URL).toBeUndefined();
-    expect(() => loadConfig({ STORAGE: 'supabase', SUPABASE_URL: 'https://a.supabase.co', SUPABASE_STORAGE_URL: 'http://storage:5000', SUPABASE_SERVICE_ROLE_KEY: 'k' })).toThrow(
-      /exactly one of SUPABASE_URL .* and SUPABASE_STORAGE_URL/,
-    );
+    const both = loadConfig({
+      AUTH: 'jwt',
+      STORAGE: 'supabase',
+      SUPABASE_URL: 'https://a.supabase.co',
+      SUPABASE_STORAGE_URL: 'https://a.storage.supabase.co/storage/v1',
+      SUPABASE_SERVICE_ROLE_KEY: 'k',
+    });
+    expect(both).toMatchObject({
+      SUPABASE_STORAGE_URL: 'https://a.storage.supabase.co/storage/v1',
+      JWT_JWKS_URL: 'https://a.supabase.co/auth/v1/.well-known/jwks.json',
+      JWT_ISSUER: 'https://a.supabase.co/auth/v1',
+    });
   });
 
   it('has default models for every vendor', () => {
