@@ -207,4 +207,23 @@ describe('failures with no Storage server behind them', () => {
       await new Promise((resolve) => gateway.close(resolve));
     }
   });
+
+  it('an older server\'s "not found" with no error code (HTTP 400, statusCode "404") is a bucket to create', async () => {
+    // A Storage error body without a code: read by its statusCode, not as "no Storage API here".
+    const requests: string[] = [];
+    const older = createServer((req, res) => {
+      requests.push(`${req.method} ${req.url}`);
+      const missing = req.method === 'GET';
+      res.writeHead(missing ? 400 : 200, { 'content-type': 'application/json; charset=utf-8' });
+      res.end(JSON.stringify(missing ? { statusCode: '404', error: 'not_found', message: 'Bucket not found' } : { name: 'scenes' }));
+    });
+    await new Promise<void>((resolve) => older.listen(0, '127.0.0.1', resolve));
+    try {
+      const origin = `http://127.0.0.1:${(older.address() as AddressInfo).port}`;
+      await createSupabaseStore({ url: origin, serviceRoleKey: 'k', bucket: 'scenes', public: true, signedUrlTtlS: 60 }).init!();
+      expect(requests).toEqual(['GET /storage/v1/bucket/scenes', 'POST /storage/v1/bucket']);
+    } finally {
+      await new Promise((resolve) => older.close(resolve));
+    }
+  });
 });
