@@ -1,3 +1,4 @@
+import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../support/app.ts';
 
@@ -38,6 +39,13 @@ describe('web pages: shells, assets, error pages', () => {
     const etag = js.headers.get('etag')!;
     expect((await t.app.request('/assets/app.js', { headers: { 'if-none-match': etag } })).status).toBe(304);
     expect((await t.app.request('/assets/app.css')).headers.get('content-type')).toBe('text/css; charset=utf-8');
+    // Every script and stylesheet under web/ (each one is served) names nothing of another origin: no
+    // absolute or scheme-relative URL to import, fetch or url() from.
+    for (const name of readdirSync(new URL('../../web/', import.meta.url))) {
+      const asset = await t.app.request(`/assets/${name}`);
+      expect(asset.status, name).toBe(200);
+      expect(await asset.text(), name).not.toMatch(/(https?:)?\/\/[a-z0-9-]+(\.[a-z0-9-]+)+/i);
+    }
     for (const path of ['/assets/nope.js', '/assets/..%2Fpackage.json', '/assets/%2E%2E%2Fsrc%2Fmain.ts', '/assets/']) {
       const res = await t.app.request(path);
       expect(res.status, path).toBe(404);
