@@ -124,9 +124,18 @@ describe('STORAGE=supabase', () => {
     await t.close();
   });
 
-  it('a refusal no retry can change fails the slot with the reason in its error', async () => {
-    t = await startTestApp({ ...env('scenes-jpeg-only', true), MAX_ATTEMPTS: '3', RETRY_BASE_MS: '10' });
-    storage.buckets.get('scenes-jpeg-only')!.allowed_mime_types = ['image/jpeg'];
+  // As the real server answers them: HTTP 400, the real status in the body's statusCode.
+  const tooLarge = (bucket: string) => void (storage.buckets.get(bucket)!.file_size_limit = 100);
+  const jpegOnly = (bucket: string) => void (storage.buckets.get(bucket)!.allowed_mime_types = ['image/jpeg']);
+  const denied = () => storage.script('upload:403');
+  it.each<[string, (bucket: string) => void, RegExp]>([
+    ['too large (413)', tooLarge, /exceeded the maximum allowed size.*larger than the bucket or the server accepts/],
+    ['a type the bucket refuses (415)', jpegOnly, /mime type image\/png is not supported.*the bucket does not accept image\/png/],
+    ['a policy that denies it (403)', denied, /row-level security policy.*SUPABASE_SERVICE_ROLE_KEY/],
+  ])('a refusal no retry can change, %s, fails the slot after one upload with the reason in its error', async (what, refuse, reason) => {
+    const bucket = `scenes-refused-${what.replace(/\D/g, '')}`;
+    t = await startTestApp({ ...env(bucket, true), MAX_ATTEMPTS: '3', RETRY_BASE_MS: '10' });
+    refuse(bucket);
     const uploadsBefore = storage.requests.filter((r) => r.route === 'upload').length;
     const created = await t.call('POST', '/projects', { scenes: [{ prompt: 'x' }] });
     const done = await t.waitForProject(created.body.id);
@@ -135,8 +144,8 @@ describe('STORAGE=supabase', () => {
       SELECT status, image_url, error FROM generated_images WHERE content_creation_request_id = ${done.id}`;
     expect(row!.status).toBe('failed');
     expect(row!.imageUrl).toBeNull();
-    expect(row!.error).toMatch(/mime type image\/png is not supported.*the bucket does not accept image\/png/);
-    expect([...storage.objects.keys()].filter((k) => k.startsWith('scenes-jpeg-only/'))).toEqual([]);
+    expect(row!.error).toMatch(reason);
+    expect([...storage.objects.keys()].filter((k) => k.startsWith(`${bucket}/`))).toEqual([]);
     // Refused once, not MAX_ATTEMPTS times: asking again cannot change the answer.
     expect(storage.requests.filter((r) => r.route === 'upload').length - uploadsBefore).toBe(1);
     await t.close();

@@ -20,13 +20,15 @@ export type FakeStorageRoute =
  * What the next request to a route gets instead of its answer: `upload:500`, `download:reset`, ...
  * Faults form one queue, in the order scripted; a request consumes the first one naming its route.
  * In the server's own shapes: 500: InternalError (HTTP 500). 503: DatabaseConnectionLimit (HTTP 400,
- * statusCode "503"). 429: SlowDown (the server's one real HTTP 429). hang: never answers.
+ * statusCode "503"). 403: a row-level security policy denies the request (AccessDenied, HTTP 400,
+ * statusCode "403"): a valid key that is not allowed. 429: SlowDown (the server's one real HTTP 429).
+ * hang: never answers.
  * reset: the connection is cut after the request was read (and, for an upload, after storing: the
  * object is there, its answer is lost). truncate: a download's body breaks off halfway.
  * Refusals that are not faults come from the bucket itself, as on the server: a bucket's
  * `file_size_limit` (413) and `allowed_mime_types` (415), a wrong key (403).
  */
-export type FakeStorageFault = `${FakeStorageRoute}:${'500' | '503' | '429' | 'hang' | 'reset' | 'truncate'}`;
+export type FakeStorageFault = `${FakeStorageRoute}:${'500' | '503' | '429' | '403' | 'hang' | 'reset' | 'truncate'}`;
 
 export interface RecordedStorageRequest {
   method: string;
@@ -144,6 +146,7 @@ export async function startFakeSupabaseStorage(options: FakeStorageOptions = {})
     const fault = index >= 0 ? faults.splice(index, 1)[0]!.split(':')[1] : undefined;
     if (fault === 'hang') return;
     if (fault === '500') return storageError(res, '500', 'InternalError', 'InternalError', 'Internal server error');
+    if (fault === '403') return storageError(res, '403', 'AccessDenied', 'Unauthorized', 'new row violates row-level security policy');
     if (fault === '503') {
       const message = 'The database has reached its maximum number of connections. Please try again later.';
       return storageError(res, '503', 'DatabaseConnectionLimit', 'DatabaseConnectionLimit', message);
