@@ -74,7 +74,14 @@ const CASES: Record<string, Case> = {
       expect(res.status).toBe(200);
       const theirImages = await t.db.sql<{ id: string }[]>`SELECT id FROM generated_images WHERE content_creation_request_id = ${theirs}`;
       expect(theirImages.length).toBeGreaterThan(0);
-      for (const { id } of theirImages) expect(res.body.items.map((i: any) => i.id)).not.toContain(id);
+      // A search and a project filter take other queries: words of B's prompts, B's project id.
+      const searched = await t.call('GET', '/images?limit=100&q=one', undefined, a);
+      const filtered = await t.call('GET', `/images?limit=100&projectId=${theirs}`, undefined, a);
+      expect([searched.status, filtered.status]).toEqual([200, 200]);
+      const ownSearch = await t.call('GET', '/images?limit=100&q=one', undefined, b);
+      expect(ownSearch.body.items.length, 'B finds its images with these words').toBeGreaterThan(0);
+      expect(filtered.body.items).toEqual([]);
+      for (const page of [res, searched]) for (const { id } of theirImages) expect(page.body.items.map((i: any) => i.id)).not.toContain(id);
     },
   },
   // Operators' numbers (no per-user label in them): a user is refused outright.
@@ -154,6 +161,9 @@ describe('owner isolation on every route', () => {
     const ids: Ids = { project: theirs, sceneIndex: 1, image: slot!.id, version: kept!.version };
     for (const [route, c] of Object.entries(CASES)) {
       const call = c.kind === 'others' ? c.call(ids) : c.call();
+      // B reads its project first, so this process's cache of project answers holds it: a
+      // scope check skipped before a cache lookup would hand A that answer.
+      if (c.kind === 'others') expect((await t.call('GET', `/projects/${theirs}`, undefined, b)).status).toBe(200);
       const res = await t.call(call.method, call.path, call.body, a);
       if (c.kind === 'others') {
         expect(res.status, route).toBe(404);
