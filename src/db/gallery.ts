@@ -2,7 +2,7 @@ import type { PendingQuery, Row } from 'postgres';
 import type { ImageStatus } from '../projects/progress.ts';
 import type { Pool, Sql } from './database.ts';
 import { slotRecordColumns, type ImageRecordRow } from './image-records.ts';
-import { ownedBy, type Scope } from './scope.ts';
+import { ownedBy, scopeParts, type Scope } from './scope.ts';
 
 export interface GalleryQuery {
   limit: number;
@@ -131,18 +131,16 @@ function selectPage(sql: Sql, page: PendingQuery<Row[]>): Promise<ImageRecordRow
 }
 
 /**
- * The parts of a scope, each a condition on generated_images.owner_id with the ORDER BY that
- * streams from its index: one owner's (owner_id = X); the unowned (legacy) images (owner_id
- * IS NULL, ordered by owner_id too: IS NULL is no equality, so only the index's own order,
- * owner_id first, tells the planner that the scan is already in gallery order); or, for an
- * operator, everyone's (the rule of ownedBy()).
+ * The parts of the scope (scopeParts() on generated_images.owner_id), each with the ORDER BY
+ * that streams from its index: gallery order, and for the unowned (legacy) images (owner_id
+ * IS NULL) ordered by owner_id too: IS NULL is no equality, so only the index's own order,
+ * owner_id first, tells the planner that the scan is already in gallery order.
  */
 function armsOf(sql: Sql, scope: Scope): { where: PendingQuery<Row[]>; order: PendingQuery<Row[]> }[] {
-  const newestFirst = sql`ORDER BY g.gallery_at DESC, g.id DESC`;
-  if (scope.ownerId === null) return [{ where: ownedBy(sql, scope, 'g.owner_id'), order: newestFirst }];
-  const owned = { where: sql`g.owner_id = ${scope.ownerId}::uuid`, order: newestFirst };
-  if (!scope.unowned) return [owned];
-  return [owned, { where: sql`g.owner_id IS NULL`, order: sql`ORDER BY g.owner_id, g.gallery_at DESC, g.id DESC` }];
+  return scopeParts(sql, scope, 'g.owner_id').map((part) => ({
+    where: part.where,
+    order: part.unowned ? sql`ORDER BY g.owner_id, g.gallery_at DESC, g.id DESC` : sql`ORDER BY g.gallery_at DESC, g.id DESC`,
+  }));
 }
 
 /**

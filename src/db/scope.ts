@@ -1,9 +1,10 @@
+import type { PendingQuery, Row } from 'postgres';
 import type { Sql } from './database.ts';
 
 /**
  * Whose projects a request may see and act on. Every query that reads or changes a project
- * on a caller's behalf filters through ownedBy() or projectsInScope(): ownership is decided
- * here, once, never remembered per handler.
+ * on a caller's behalf filters through ownedBy(), scopeParts() or projectsInScope(): ownership
+ * is decided here, once, never remembered per handler.
  */
 export interface Scope {
   /** One owner's projects; null: every owner's (an operator not acting for a user). */
@@ -28,6 +29,20 @@ export function ownedBy(sql: Sql, scope: Scope, column = 'user_id') {
 }
 
 /**
+ * The same rule as ownedBy(), as parts that an index can each stream on its own, for queries
+ * that take a page from every part and merge them (a UNION ALL of ordered, limited scans)
+ * instead of reading an OR whole: one owner's (column = X) and, when unowned projects are in
+ * scope, the unowned ones (column IS NULL, `unowned: true`); everyone's, as one part, for an
+ * operator acting for no one.
+ */
+export function scopeParts(sql: Sql, scope: Scope, column: string): { where: PendingQuery<Row[]>; unowned: boolean }[] {
+  if (scope.ownerId === null) return [{ where: ownedBy(sql, scope, column), unowned: false }];
+  const owner = sql(column);
+  const owned = { where: sql`${owner} = ${scope.ownerId}::uuid`, unowned: false };
+  return scope.unowned ? [owned, { where: sql`${owner} IS NULL`, unowned: true }] : [owned];
+}
+
+/**
  * The scope's first `limit` projects before a keyset position, newest first, with a status when
  * given, as a FROM item (the caller orders and limits again). The same rule as ownedBy(),
  * written so that every part streams from an index: one owner's from (user_id, created_at, id),
@@ -41,10 +56,8 @@ export function projectsInScope(sql: Sql, scope: Scope, before: { createdAt: str
   const withStatus = status === null ? sql`` : sql`AND status = ${status}`;
   const columns = sql`id, title, created_at, updated_at, slots_total, slots_queued, slots_running, slots_succeeded, slots_failed`;
   const page = sql`ORDER BY created_at DESC, id DESC LIMIT ${limit}`;
-  if (scope.ownerId === null) {
-    return sql`(SELECT ${columns} FROM content_creation_requests WHERE ${ownedBy(sql, scope)} ${withStatus} ${keyset} ${page})`;
-  }
-  const owned = sql`(SELECT ${columns} FROM content_creation_requests WHERE user_id = ${scope.ownerId} ${withStatus} ${keyset} ${page})`;
-  if (!scope.unowned) return sql`${owned}`;
-  return sql`(${owned} UNION ALL (SELECT ${columns} FROM content_creation_requests WHERE user_id IS NULL ${withStatus} ${keyset} ${page}))`;
+  const [first, second] = scopeParts(sql, scope, 'user_id').map(
+    (part) => sql`(SELECT ${columns} FROM content_creation_requests WHERE ${part.where} ${withStatus} ${keyset} ${page})`,
+  );
+  return second === undefined ? sql`${first!}` : sql`(${first!} UNION ALL ${second})`;
 }
