@@ -154,6 +154,27 @@ describe('who may call', () => {
   });
 });
 
+describe('the claims policy comes from the configuration', () => {
+  it('JWT_ALLOW_ANONYMOUS=false refuses anonymous users, JWT_AUDIENCE names the audience, JWT_CLOCK_TOLERANCE_S bounds exp', async () => {
+    const strict = await startTestApp(
+      { AUTH: 'jwt', JWT_JWKS_URL: jwks.url, JWT_ISSUER: ISSUER, JWT_ALLOW_ANONYMOUS: 'false', JWT_AUDIENCE: 'my-app', JWT_CLOCK_TOLERANCE_S: '0' },
+      { runner: false, db: t.db },
+    );
+    try {
+      const claims = (over: Record<string, unknown>) => supabaseUserClaims({ iss: ISSUER, aud: 'my-app', ...over });
+      const status = async (app: TestApp, token: string) => (await app.call('GET', '/projects', undefined, bearer(token))).status;
+      expect(await status(strict, await jwks.sign(claims({ is_anonymous: false })))).toBe(200);
+      expect(await status(strict, await jwks.sign(claims({ is_anonymous: true })))).toBe(401);
+      expect(await status(strict, await jwks.sign(claims({ aud: 'authenticated' })))).toBe(401);
+      // Expired 10 s ago: within the default 30 s tolerance, past a tolerance of 0.
+      expect(await status(strict, await jwks.sign(claims({}), { expiresIn: -10 }))).toBe(401);
+      expect(await status(t, await jwks.sign(supabaseUserClaims({ iss: ISSUER }), { expiresIn: -10 }))).toBe(200);
+    } finally {
+      await strict.close();
+    }
+  });
+});
+
 describe('when the JWKS cannot be reached', () => {
   it('a token that needs it is a 503 with Retry-After, not a 401', async () => {
     const down = await startFakeJwks();
