@@ -7,6 +7,8 @@ import { onError } from '../../src/http/errors.ts';
 import { requestContext } from '../../src/http/middleware.ts';
 import { rateLimitWrites } from '../../src/http/rate-limit.ts';
 import { createLogger } from '../../src/log.ts';
+import { signHs256, supabaseUserClaims } from '../fakes/jwks.ts';
+import { startTestApp, type TestApp } from '../support/app.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 
 /**
@@ -145,5 +147,121 @@ describe('rateLimitWrites', () => {
     await exhaust(app, a, 1);
     expect((await app.request('/things', { method: 'POST', headers: a })).status).toBe(429);
     expect((await app.request('/things', { method: 'POST', headers: owner() })).status).toBe(201);
+  });
+});
+
+/**
+ * The service itself: every route that changes something is a write, whichever it is and
+ * whenever it was added (the routes come from the app), and a refused write does nothing.
+ */
+describe('RATE_LIMIT_PER_MIN on the service: every write route', () => {
+  const SECRET = 'a-legacy-jwt-secret-of-at-least-32-chars';
+  /** The writes the contract has today; the app may have more, never fewer. */
+  const KNOWN_WRITES = [
+    'POST /projects',
+    'POST /projects/:id/generate',
+    'POST /projects/:id/scenes/:sceneIndex/regenerate',
+    'PATCH /projects/:id/scenes/:sceneIndex',
+    'DELETE /projects/:id',
+    'PATCH /images/:id',
+    'DELETE /images/:id',
+    'POST /images/:id/versions/:version/restore',
+  ];
+  /** A body each route would accept; routes that take none get none. */
+  const BODIES: Record<string, unknown> = {
+    'POST /projects': { scenes: [{ prompt: 'another' }] },
+    'POST /projects/:id/scenes/:sceneIndex/regenerate': { prompt: 'again' },
+    'PATCH /projects/:id/scenes/:sceneIndex': { prompt: 'edited' },
+    'PATCH /images/:id': { favorite: true },
+  };
+  let u: TestApp;
+  const bearer = async (sub: string) => ({ authorization: `Bearer ${await signHs256(SECRET, supabaseUserClaims({ sub }))}` });
+  beforeAll(async () => {
+    u = await startTestApp({ AUTH: 'jwt', JWT_SECRET: SECRET, STORAGE_PUBLIC: 'true', RATE_LIMIT_PER_MIN: '10' }, { db });
+  });
+  afterAll(() => u?.close());
+
+  const writeRoutes = () => [
+    ...new Set(u.app.routes.filter((r) => ['POST', 'PUT', 'PATCH', 'DELETE'].includes(r.method)).map((r) => `${r.method} ${r.path}`)),
+  ];
+  /** The route aimed at a project and an image (with scene 1 and version `version`). */
+  const callOf = (route: string, ids: { project: string; image: string; version: number }) => {
+    const [method, pattern] = route.split(' ') as [string, string];
+    const path = pattern
+      .replace(':id', pattern.startsWith('/images/') ? ids.image : ids.project)
+      .replace(':sceneIndex', '1')
+      .replace(':version', String(ids.version));
+    return { method, path, body: BODIES[route] };
+  };
+  const tatOf = async (owner: string) =>
+    (await db.sql<{ us: number }[]>`SELECT (extract(epoch FROM tat) * 1000000)::float8 AS us FROM owner_rate_limits WHERE key = ${owner}`)[0]?.us ?? null;
+
+  async function settled(projectId: string, headers: Record<string, string>) {
+    for (let i = 0; i < 600; i++) {
+      const res = await u.call('GET', `/projects/${projectId}`, undefined, headers);
+      expect(res.status).toBe(200);
+      if (!['queued', 'running'].includes(res.body.status)) return res.body;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`project ${projectId} never finished`);
+  }
+
+  it('every POST, PATCH and DELETE route counts one write, whatever it answers', async () => {
+    const routes = writeRoutes();
+    expect(routes).toEqual(expect.arrayContaining(KNOWN_WRITES));
+    const owner = randomUUID();
+    const headers = await bearer(owner);
+    const ids = { project: randomUUID(), image: randomUUID(), version: 1 };
+    let before = await tatOf(owner);
+    for (const route of routes) {
+      // POST /projects would make a project: aim it at nothing too (an empty body, a 400).
+      const call = route === 'POST /projects' ? { ...callOf(route, ids), body: {} } : callOf(route, ids);
+      const res = await u.call(call.method, call.path, call.body, headers);
+      expect(res.status, route).not.toBe(429);
+      expect(res.headers.get('ratelimit-policy'), route).toBe('"writes";q=10;w=60');
+      expect(res.headers.get('ratelimit'), route).toMatch(/^"writes";r=\d+;t=\d+$/);
+      // The owner's limiter state moved by one write: each allowed take pushes tat forward.
+      const after = await tatOf(owner);
+      expect(after, route).not.toBeNull();
+      if (before !== null) expect(after!, route).toBeGreaterThan(before);
+      before = after;
+    }
+  });
+
+  it('past the limit every write route is a 429 RATE_LIMITED and changes nothing; reads still work', async () => {
+    const owner = randomUUID();
+    const headers = await bearer(owner);
+    const created = await u.call('POST', '/projects', { scenes: [{ prompt: 'kept as it is' }] }, headers);
+    expect(created.status).toBe(202);
+    const project = created.body.id as string;
+    await settled(project, headers);
+    // A regenerate, so the image has a kept version to restore.
+    expect((await u.call('POST', `/projects/${project}/scenes/1/regenerate`, { prompt: 'second' }, headers)).status).toBe(202);
+    const done = await settled(project, headers);
+    const image = done.generatedOutput.scenes[0].images[0].id as string;
+    const [kept] = await db.sql<{ version: number }[]>`SELECT version FROM image_versions WHERE content_creation_request_id = ${project}`;
+    expect(kept).toBeDefined();
+
+    // Used up for a long while: time is moved, not waited for.
+    await db.sql`UPDATE owner_rate_limits SET tat = clock_timestamp() + interval '1 hour' WHERE key = ${owner}`;
+    const snapshot = async () => ({
+      projects: await db.sql`SELECT id, generated_output, settings, updated_at FROM content_creation_requests WHERE user_id = ${owner} ORDER BY id`,
+      images: await db.sql`SELECT id, status, generation, favorite, storage_key, prompt FROM generated_images WHERE owner_id = ${owner} ORDER BY id`,
+      versions: await db.sql`SELECT id, version, storage_key FROM image_versions WHERE content_creation_request_id = ${project} ORDER BY id`,
+    });
+    const before = await snapshot();
+    expect(before.images).toHaveLength(1);
+
+    for (const route of writeRoutes()) {
+      const call = callOf(route, { project, image, version: kept!.version });
+      const res = await u.call(call.method, call.path, call.body, headers);
+      expect(res.status, route).toBe(429);
+      expect(res.body.error.code, route).toBe('RATE_LIMITED');
+      expect(Number(res.headers.get('retry-after')), route).toBeGreaterThan(0);
+      expect(res.headers.get('ratelimit'), route).toMatch(/^"writes";r=0;t=\d+$/);
+    }
+    expect(await snapshot()).toEqual(before);
+    expect((await u.call('GET', `/projects/${project}`, undefined, headers)).status).toBe(200);
+    expect((await u.call('GET', `/images/${image}`, undefined, headers)).status).toBe(200);
   });
 });
