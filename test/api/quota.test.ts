@@ -56,6 +56,32 @@ describe('MAX_PENDING_SLOTS_PER_OWNER', () => {
     await expect(createProject(ctx, other, { ...input, scenes: [{ prompt: 'one more' }] }, undefined)).rejects.toMatchObject({ code: 'QUOTA_EXCEEDED' });
   });
 
+  it('a generate that would queue failed slots past it is refused and changes nothing; with room it queues them', async () => {
+    await t.db.sql`UPDATE generated_images SET status = 'succeeded'`;
+    const failing = await t.call('POST', '/projects', project(4, 'to retry'));
+    expect(failing.status).toBe(202);
+    const id = failing.body.id as string;
+    await t.db.sql`UPDATE generated_images SET status = 'failed', error = 'failed in the test' WHERE content_creation_request_id = ${id}`;
+    const filler = await t.call('POST', '/projects', project(7, 'filler'));
+    expect(filler.status).toBe(202);
+    const slotsOf = () => t.db.sql`SELECT id, status, generation, error FROM generated_images WHERE content_creation_request_id = ${id} ORDER BY id`;
+    const before = await slotsOf();
+
+    // 7 pending + 4 failed queued again = 11 > 10.
+    const refused = await t.call('POST', `/projects/${id}/generate`);
+    expect(refused.status).toBe(429);
+    expect(refused.body.error.code).toBe('QUOTA_EXCEEDED');
+    expect(await slotsOf()).toEqual(before);
+
+    // Two of the filler's finish: 5 + 4 = 9 fits.
+    await t.db.sql`UPDATE generated_images SET status = 'succeeded'
+      WHERE id IN (SELECT id FROM generated_images WHERE content_creation_request_id = ${filler.body.id} ORDER BY id LIMIT 2)`;
+    expect((await t.call('POST', `/projects/${id}/generate`)).status).toBe(202);
+    const after = await slotsOf();
+    expect(after.map((s) => s.status)).toEqual(['queued', 'queued', 'queued', 'queued']);
+    expect(after.map((s) => s.generation)).toEqual(before.map((s) => s.generation + 1));
+  });
+
   it('requests racing for the last slots cannot pass it together', async () => {
     await t.db.sql`UPDATE generated_images SET status = 'succeeded'`;
     const results = await Promise.all(Array.from({ length: 12 }, () => t.call('POST', '/projects', project(3, 'race'))));
