@@ -15,6 +15,9 @@ import { fileRoutes } from '../../src/http/routes/files.ts';
 import { corsPolicy, securityHeaders } from '../../src/http/security.ts';
 import { createLogger } from '../../src/log.ts';
 import { createLocalStore } from '../../src/storage/local.ts';
+import { randomUUID } from 'node:crypto';
+import { signHs256, supabaseUserClaims } from '../fakes/jwks.ts';
+import { startTestApp, type TestApp } from '../support/app.ts';
 
 /**
  * The middlewares as app.ts mounts them, around real routes (the API reference, the local
@@ -227,5 +230,104 @@ describe('CORS', () => {
       expect(res.status).toBe(400);
       expect(res.headers.get('access-control-allow-origin')).toBe(LISTED);
     });
+  });
+});
+
+/**
+ * The whole service, as app.ts builds it: every route (from the app's own list, so a route added
+ * later is covered), asked with and without a token and as a person's navigation, and every kind of
+ * answer that something other than a route makes (401, 403, 413, 415, 429, the event stream, a
+ * signed file, the pages).
+ */
+describe('security headers on every answer of the service', () => {
+  const SECRET = 'a-legacy-jwt-secret-of-at-least-32-chars';
+  const NAVIGATE = { accept: 'text/html', 'sec-fetch-mode': 'navigate' };
+  let u: TestApp;
+  let user: string;
+  let token: Record<string, string>;
+  beforeAll(async () => {
+    u = await startTestApp({ AUTH: 'jwt', JWT_SECRET: SECRET, STORAGE_PUBLIC: 'false', RATE_LIMIT_PER_MIN: '100', MAX_BODY_BYTES: '1024' }, { runner: false });
+    user = randomUUID();
+    token = { authorization: `Bearer ${await signHs256(SECRET, supabaseUserClaims({ sub: user }))}` };
+  });
+  afterAll(() => u?.close());
+
+  /** The common headers, the CSP that fits what the answer is, and the resource policy that fits where it is. */
+  function expectSecured(res: Response, path: string, what: string) {
+    expectCommonHeaders(res, what);
+    const csp = res.headers.get('content-security-policy')!;
+    // Under /files/ every answer, an error page included, gets the strict policy.
+    if (!path.startsWith('/files/') && /^text\/html/.test(res.headers.get('content-type') ?? '')) {
+      const page = directives(csp);
+      expect(page.get('default-src'), what).toEqual(["'self'"]);
+      expect(page.get('frame-ancestors'), what).toEqual(["'none'"]);
+      expect(page.get('script-src')?.[1], what).toMatch(/^'nonce-/);
+    } else {
+      expect(csp, what).toBe(API_CSP);
+    }
+    expect(res.headers.get('cross-origin-resource-policy'), what).toBe(path.startsWith('/files/') ? 'cross-origin' : 'same-origin');
+  }
+
+  it('every route, with and without a token, and as a navigation', async () => {
+    const routes = [...new Set(u.app.routes.filter((r) => r.method !== 'ALL').map((r) => `${r.method} ${r.path}`))];
+    expect(routes.length).toBeGreaterThan(20);
+    for (const route of routes) {
+      const [method, pattern] = route.split(' ') as [string, string];
+      const path = pattern.replace(/:id|:version|:name/g, (p) => (p === ':id' ? randomUUID() : p === ':version' ? '1' : 'app.js')).replace(':sceneIndex', '1').replace('*', 'x.png');
+      const body = method === 'GET' || method === 'HEAD' ? undefined : '{}';
+      for (const [who, headers] of [['anonymous', {}], ['user', token], ['navigation', { ...NAVIGATE, ...token }]] as const) {
+        const res = await u.app.request(path, { method, body, headers: { ...headers, ...(body ? { 'content-type': 'application/json' } : {}) } });
+        expect(res.status, `${route} ${who}`).toBeLessThan(500);
+        expectSecured(res, path, `${route} ${who} (${res.status})`);
+        await res.body?.cancel();
+      }
+    }
+  });
+
+  it('answers made before any route: 401, 403, 413, 415, 429, 404', async () => {
+    const post = (headers: Record<string, string>, body = JSON.stringify({ scenes: [{ prompt: 'p' }] })) =>
+      u.app.request('/projects', { method: 'POST', body, headers: { 'content-type': 'application/json', ...headers } });
+    const cases: [string, Response, number, string?][] = [
+      ['no token', await u.app.request('/projects'), 401],
+      ['a bad token', await u.app.request('/projects', { headers: { authorization: 'Bearer not.a.token' } }), 401],
+      ['cross-site write', await post({ ...token, origin: 'https://evil.example' }), 403],
+      ['foreign host', await u.app.request('http://evil.example/projects', { headers: token }), 403],
+      ['body too large', await post(token, JSON.stringify({ scenes: [{ prompt: 'x'.repeat(2048) }] })), 413],
+      ['not JSON', await post({ ...token, 'content-type': 'text/plain' }), 415],
+      ['no such route', await u.app.request('/nothing-here', { headers: token }), 404],
+      ['unsigned file', await u.app.request('/files/projects/x.png'), 403, '/files/projects/x.png'],
+    ];
+    const limited = randomUUID();
+    const limitedToken = { authorization: `Bearer ${await signHs256(SECRET, supabaseUserClaims({ sub: limited }))}` };
+    await u.db.sql`INSERT INTO owner_rate_limits (key, tat) VALUES (${limited}, clock_timestamp() + interval '1 hour')`;
+    cases.push(['rate limited', await post(limitedToken), 429]);
+    for (const [what, res, status, path = '/projects'] of cases) {
+      expect(res.status, what).toBe(status);
+      expectSecured(res, path, what);
+    }
+  });
+
+  it('the event stream, a signed file, the pages and the API reference', async () => {
+    const created = await u.call('POST', '/projects', { scenes: [{ prompt: 'streamed' }] }, token);
+    expect(created.status).toBe(202);
+    const stream = await u.app.request(`/projects/${created.body.id}/events`, { headers: token });
+    expect(stream.status).toBe(200);
+    expect(stream.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    expectSecured(stream, '/projects/:id/events', 'event stream');
+    await stream.body?.cancel();
+
+    const key = `projects/${created.body.id}/scene-1/image-0-g1-a1.png`;
+    await u.deps.store.put(key, new Uint8Array([0x89, 0x50, 0x4e, 0x47]), 'image/png');
+    const signed = new URL((await u.deps.store.signUrls!([key])).get(key)!);
+    const file = await u.app.request(signed.pathname + signed.search);
+    expect(file.status).toBe(200);
+    expectSecured(file, signed.pathname, 'signed file');
+
+    for (const path of ['/', '/gallery', `/p/${created.body.id}`, '/docs']) {
+      const res = await u.app.request(path, { headers: NAVIGATE });
+      expect(res.status, path).toBe(200);
+      expect(res.headers.get('content-type'), path).toMatch(/^text\/html/);
+      expectSecured(res, path, path);
+    }
   });
 });
