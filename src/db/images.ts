@@ -41,8 +41,22 @@ export const QUEUE_CHANNEL = 'sceneworks_queue';
 const QUEUE_NOW = 'coalesce((SELECT min(queue_rank) FROM slot_queue WHERE status = \'queued\'), 0)';
 
 /**
+ * Where the slots a project queues now start: the queue's virtual time, or after the project's
+ * own slots still queued, whichever is later. A project's new work joins the end of its own line,
+ * so however many requests queue it (a regenerate per scene), the project keeps its one slot per
+ * step of the queue: ranked from the virtual time, 50 regenerates of one project would put 50
+ * slots on each of the first steps, ahead of every other owner's first image. `except`: slots
+ * being queued again, whose old places do not count.
+ */
+function queueStart(sql: Sql, projectId: string, except?: { sceneIndex: number; count: number }) {
+  const others = except ? sql`AND NOT (scene_index = ${except.sceneIndex} AND image_index < ${except.count})` : sql``;
+  return sql`(SELECT greatest(${sql.unsafe(QUEUE_NOW)},
+    coalesce((SELECT max(queue_rank) FROM generated_images WHERE content_creation_request_id = ${projectId} AND status = 'queued' ${others}), 0)) AS r) now_rank`;
+}
+
+/**
  * Whose queue slots join, and how they are ranked in it. Slots queued now are ranked from the
- * queue's virtual time, `spacing` apart: an owner with k projects already waiting spaces a new
+ * queue's virtual time (or the end of their project's own queued slots, see queueStart), `spacing` apart: an owner with k projects already waiting spaces a new
  * project's slots k apart, so per step of the queue each owner gets about one slot whatever the
  * number of its projects (fair across owners), and projects interleave (fair across projects).
  * An approximation: slots queued earlier keep the spacing they were given.
@@ -66,7 +80,7 @@ export async function insertQueuedSlots(sql: Sql, projectId: string, aspectRatio
            now_rank.r + s.ord * ${q.spacing}, ${q.ownerId}::uuid, floor.g
     FROM unnest(${slots.map((s) => s.sceneIndex)}::int[], ${slots.map((s) => s.imageIndex)}::int[], ${slots.map((s) => s.prompt)}::text[])
       WITH ORDINALITY AS s(scene_index, image_index, prompt, ord),
-      (SELECT ${sql.unsafe(QUEUE_NOW)} AS r) now_rank,
+      ${queueStart(sql, projectId)},
       -- See deleteSurplusSlots: a slot created again never reuses a removed one's object keys.
       (SELECT coalesce((SELECT slot_generation_floor FROM content_creation_requests WHERE id = ${projectId}), 0) AS g) floor
     ON CONFLICT (content_creation_request_id, scene_index, image_index) DO NOTHING`;
@@ -170,7 +184,7 @@ export async function requeueFailedSlots(
         locked_by = NULL, locked_until = NULL, queued_at = clock_timestamp(), updated_at = now()
     FROM (SELECT id, row_number() OVER (ORDER BY scene_index, image_index) AS ord FROM generated_images
           WHERE content_creation_request_id = ${projectId} AND status = 'failed') f,
-         (SELECT ${sql.unsafe(QUEUE_NOW)} AS r) now_rank
+         ${queueStart(sql, projectId)}
     WHERE g.id = f.id`;
   return result.count;
 }
@@ -188,7 +202,7 @@ export async function requeueSceneSlots(sql: Sql, projectId: string, sceneIndex:
         image_prompt = CASE WHEN g.image_url IS NOT NULL OR g.storage_key IS NOT NULL THEN coalesce(g.image_prompt, g.prompt) END,
         queue_rank = now_rank.r + (g.image_index + 1) * ${q.spacing}, owner_id = ${q.ownerId}::uuid,
         locked_by = NULL, locked_until = NULL, queued_at = clock_timestamp(), updated_at = now()
-    FROM (SELECT ${sql.unsafe(QUEUE_NOW)} AS r) now_rank
+    FROM ${queueStart(sql, projectId, { sceneIndex, count })}
     WHERE g.content_creation_request_id = ${projectId} AND g.scene_index = ${sceneIndex} AND g.image_index < ${count}`;
   return result.count;
 }

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import { createProject } from '../../src/projects/projects.ts';
+import { createProject, regenerateScene } from '../../src/projects/projects.ts';
 import { createLocalProvider } from '../../src/providers/local.ts';
 import type { ImageProvider } from '../../src/providers/provider.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
@@ -61,6 +61,37 @@ it('fair across owners: with one owner holding a 10,000-slot backlog in 20 proje
       const scenes = Array.from({ length: 125 }, (_, i) => ({ prompt: `a${p} scene ${i}` }));
       await createProject(ctx, a, { scenes, imagesPerScene: 4, aspectRatio: '1:1', provider: 'local' }, undefined);
     }
+    await createProject(ctx, b, { scenes: [{ prompt: 'b first' }], imagesPerScene: 1, aspectRatio: '1:1', provider: 'local' }, undefined);
+    u.deps.runner.start();
+    await until(() => calls.includes('b first'), "the other owner's image", 60_000);
+    expect(calls.indexOf('b first')).toBeLessThan(8);
+  } finally {
+    await u.close();
+  }
+});
+
+it('fair across owners whatever made the backlog: 50 regenerates of one project do not crowd out another owner’s first image', async () => {
+  const calls: string[] = [];
+  const local = createLocalProvider({ delayMs: 5 });
+  const recording: ImageProvider = {
+    name: 'local',
+    defaultModel: null,
+    generate: (request) => {
+      calls.push(request.prompt);
+      return local.generate(request);
+    },
+  };
+  // GENERATION_CONCURRENCY 4: a claim wave is 2 x 4 = 8 slots.
+  const u = await startTestApp({ GENERATION_CONCURRENCY: '4' }, { providers: new Map([['local', recording]]), runner: false });
+  try {
+    const ctx = { sql: u.deps.db.sql, store: u.deps.store, log: u.deps.log, wake: () => {}, maxPendingSlotsPerOwner: 10_000 };
+    const a = { ownerId: randomUUID(), unowned: false };
+    const b = { ownerId: randomUUID(), unowned: false };
+    const scenes = Array.from({ length: 50 }, (_, i) => ({ prompt: `a scene ${i}` }));
+    const { project } = await createProject(ctx, a, { scenes, imagesPerScene: 4, aspectRatio: '1:1', provider: 'local' }, undefined);
+    await u.db.sql`UPDATE generated_images SET status = 'succeeded' WHERE content_creation_request_id = ${project.id}`;
+    // One project, its 50 scenes regenerated one by one: 200 slots queued by 50 requests.
+    for (let scene = 1; scene <= 50; scene++) await regenerateScene(ctx, a, project.id, scene, {});
     await createProject(ctx, b, { scenes: [{ prompt: 'b first' }], imagesPerScene: 1, aspectRatio: '1:1', provider: 'local' }, undefined);
     u.deps.runner.start();
     await until(() => calls.includes('b first'), "the other owner's image", 60_000);
