@@ -268,17 +268,20 @@ describe('security headers on every answer of the service', () => {
     expect(res.headers.get('cross-origin-resource-policy'), what).toBe(path.startsWith('/files/') ? 'cross-origin' : 'same-origin');
   }
 
-  it('every route, with and without a token, and as a navigation', async () => {
+  it('every route, with and without a token, and as a navigation; no CORS without CORS_ORIGINS', async () => {
     const routes = [...new Set(u.app.routes.filter((r) => r.method !== 'ALL').map((r) => `${r.method} ${r.path}`))];
     expect(routes.length).toBeGreaterThan(20);
     for (const route of routes) {
       const [method, pattern] = route.split(' ') as [string, string];
       const path = pattern.replace(/:id|:version|:name/g, (p) => (p === ':id' ? randomUUID() : p === ':version' ? '1' : 'app.js')).replace(':sceneIndex', '1').replace('*', 'x.png');
       const body = method === 'GET' || method === 'HEAD' ? undefined : '{}';
+      // A read from another origin's page: without CORS_ORIGINS, no answer lets it read anything.
+      const origin: Record<string, string> = body ? {} : { origin: LISTED };
       for (const [who, headers] of [['anonymous', {}], ['user', token], ['navigation', { ...NAVIGATE, ...token }]] as const) {
-        const res = await u.app.request(path, { method, body, headers: { ...headers, ...(body ? { 'content-type': 'application/json' } : {}) } });
+        const res = await u.app.request(path, { method, body, headers: { ...headers, ...origin, ...(body ? { 'content-type': 'application/json' } : {}) } });
         expect(res.status, `${route} ${who}`).toBeLessThan(500);
         expectSecured(res, path, `${route} ${who} (${res.status})`);
+        expect([...res.headers.keys()].filter((name) => name.startsWith('access-control-')), `${route} ${who}`).toEqual([]);
         await res.body?.cancel();
       }
     }
