@@ -118,6 +118,24 @@ describe('private local store: signed URLs', () => {
     expect(message).toMatch(/expired/);
   });
 
+  it('signs for SIGNED_URL_TTL_S: a URL lives between three quarters of it and all of it, and no cache keeps it longer', async () => {
+    const short = await startTestApp({ STORAGE_PUBLIC: 'false', SIGNED_URL_TTL_S: '120', DATA_DIR: t.dataDir }, { db: t.db, runner: false });
+    try {
+      const key = keyOf(urls[0]!);
+      const before = nowS();
+      const url = new URL((await short.deps.store.signUrls!([key])).get(key)!);
+      const after = nowS();
+      const expires = Number(url.searchParams.get('expires'));
+      expect(expires).toBeGreaterThan(before + 90 - 1);
+      expect(expires).toBeLessThanOrEqual(after + 120);
+      const res = await short.app.request(url.pathname + url.search);
+      expect(res.status).toBe(200);
+      expect(Number(/max-age=(\d+)/.exec(res.headers.get('cache-control')!)![1])).toBeLessThanOrEqual(120);
+    } finally {
+      await short.close();
+    }
+  });
+
   it('signs with FILES_URL_SECRET when it is set, and then keeps no secret in DATA_DIR', async () => {
     const configured = 'a-secret-of-the-operator-that-is-long-enough';
     const other = await startTestApp({ STORAGE_PUBLIC: 'false', FILES_URL_SECRET: configured }, { db: t.db, runner: false });
