@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../support/app.ts';
+import { until } from '../support/gated-provider.ts';
 
 let t: TestApp;
 let projectId: string;
@@ -98,6 +99,99 @@ describe('DNS rebinding: bound to loopback, only our own host names are answered
     } finally {
       await open.close();
       await listed.close();
+    }
+  });
+});
+
+describe('every state-changing route, listed from the app itself', () => {
+  /**
+   * Each state-changing route with real parameters and a body it accepts. The test fails when
+   * the app has a state-changing route this table does not list, so a new route cannot be
+   * forgotten here. Destructive routes come last: the same-origin requests at the end run in
+   * this order.
+   */
+  type Fixture = { projectId: string; imageId: string; version: () => Promise<number> };
+  const ROUTES: Record<string, (f: Fixture) => Promise<{ path: string; body?: string }>> = {
+    'POST /projects': async () => ({ path: '/projects', body: '{"scenes":[{"prompt":"new"}]}' }),
+    'POST /projects/:id/generate': async (f) => ({ path: `/projects/${f.projectId}/generate` }),
+    'POST /projects/:id/scenes/:sceneIndex/regenerate': async (f) => ({ path: `/projects/${f.projectId}/scenes/1/regenerate`, body: '{"prompt":"spend"}' }),
+    'PATCH /projects/:id/scenes/:sceneIndex': async (f) => ({ path: `/projects/${f.projectId}/scenes/1`, body: '{"narration":"edited"}' }),
+    'PATCH /images/:id': async (f) => ({ path: `/images/${f.imageId}`, body: '{"favorite":true}' }),
+    'POST /images/:id/versions/:version/restore': async (f) => ({ path: `/images/${f.imageId}/versions/${await f.version()}/restore` }),
+    'DELETE /images/:id': async (f) => ({ path: `/images/${f.imageId}` }),
+    'DELETE /projects/:id': async (f) => ({ path: `/projects/${f.projectId}` }),
+  };
+
+  let live: TestApp;
+  let fixture: Fixture;
+  beforeAll(async () => {
+    // A generating app on the same database: the image routes need an image with a kept version.
+    live = await startTestApp({ CORS_ORIGINS: 'https://app.example' }, { db: t.db });
+    const id = (await live.call('POST', '/projects', { scenes: [{ prompt: 'first' }] })).body.id;
+    await live.waitForProject(id);
+    await live.call('POST', `/projects/${id}/scenes/1/regenerate`, { prompt: 'second' });
+    const done = await live.waitForProject(id);
+    const imageId = done.generatedOutput.scenes[0].images[0].id;
+    const version = async () => (await live.call('GET', `/images/${imageId}/versions`)).body.items.find((v: any) => !v.current).version;
+    fixture = { projectId: id, imageId, version };
+    expect(await version()).toBeTypeOf('number');
+  });
+  afterAll(() => live.close());
+
+  /** What any of these routes would change. */
+  async function state(): Promise<string> {
+    const rows = await t.db.sql`
+      SELECT (SELECT count(*) FROM content_creation_requests)::int AS projects,
+             (SELECT generated_output::text FROM content_creation_requests WHERE id = ${fixture.projectId}) AS output,
+             (SELECT json_agg(json_build_object('id', id, 'status', status, 'generation', generation, 'favorite', favorite,
+                                                'key', storage_key, 'version', version) ORDER BY id)
+              FROM generated_images WHERE content_creation_request_id = ${fixture.projectId})::text AS images,
+             (SELECT count(*) FROM image_versions WHERE content_creation_request_id = ${fixture.projectId})::int AS versions`;
+    return JSON.stringify(rows);
+  }
+
+  it('the table lists exactly the state-changing routes of the app', () => {
+    const changing = new Set(live.app.routes.filter((r) => !['GET', 'HEAD', 'OPTIONS', 'ALL'].includes(r.method)).map((r) => `${r.method} ${r.path}`));
+    expect([...changing].sort()).toEqual(Object.keys(ROUTES).sort());
+  });
+
+  it('each refuses another origin, a body that is not JSON and a foreign Host before anything changes; the same origin is served', async () => {
+    const json = { 'content-type': 'application/json' };
+    const refusals: [string, string, Record<string, string>, number, string][] = [
+      ['another origin, JSON', 'http://localhost', { ...json, origin: 'https://evil.example' }, 403, 'FORBIDDEN'],
+      ['another origin, text/plain', 'http://localhost', { 'content-type': 'text/plain', origin: 'https://evil.example' }, 403, 'FORBIDDEN'],
+      ['origin "null"', 'http://localhost', { ...json, origin: 'null' }, 403, 'FORBIDDEN'],
+      ['Sec-Fetch-Site: cross-site, no Origin', 'http://localhost', { ...json, 'sec-fetch-site': 'cross-site' }, 403, 'FORBIDDEN'],
+      ['a rebound host name', 'http://evil.example:3000', json, 403, 'FORBIDDEN'],
+    ];
+    for (const [method, route] of Object.entries(ROUTES).map(([key, make]) => [key.split(' ')[0]!, make] as const)) {
+      const { path, body } = await route(fixture);
+      const where = `${method} ${path}`;
+      const cases = [...refusals];
+      // Not JSON, with no Origin at all (a form or text/plain sends no preflight).
+      cases.push(['text/plain, no Origin', 'http://localhost', { 'content-type': 'text/plain' }, 415, 'UNSUPPORTED_MEDIA_TYPE']);
+      cases.push(['a form, no Origin', 'http://localhost', { 'content-type': 'application/x-www-form-urlencoded' }, 415, 'UNSUPPORTED_MEDIA_TYPE']);
+      for (const [name, base, headers, status, code] of cases) {
+        const before = await state();
+        // Routes that take no body get one here: a page would send whatever it can.
+        const res = await live.app.request(`${base}${path}`, { method, headers, body: body ?? '{"x":1}' });
+        const answer = await res.json();
+        expect(res.status, `${where}: ${name}`).toBe(status);
+        expect(answer.error.code, `${where}: ${name}`).toBe(code);
+        if (headers.origin || headers['sec-fetch-site'] || base !== 'http://localhost') {
+          // And with no body at all, where the route has none: still refused.
+          if (body === undefined) expect((await live.app.request(`${base}${path}`, { method, headers })).status, `${where}: ${name}, no body`).toBe(403);
+        }
+        expect(await state(), `${where}: ${name}`).toBe(before);
+      }
+    }
+    // The same requests from this service's own pages are served: the refusals above were the guard's.
+    for (const [key, route] of Object.entries(ROUTES)) {
+      const { path, body } = await route(fixture);
+      const res = await live.app.request(path, { method: key.split(' ')[0], headers: { ...json, origin: 'http://localhost' }, body });
+      expect(res.status, key).toBeGreaterThanOrEqual(200);
+      expect(res.status, key).toBeLessThan(300);
+      await until(() => live.deps.runner.inFlight() === 0, 'the runner to be idle');
     }
   });
 });
