@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { Uint8ArrayReader, Uint8ArrayWriter, ZipReader } from '@zip.js/zip.js/index-native.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../support/app.ts';
 
@@ -16,6 +17,15 @@ function canonical(value: unknown): string {
     return `{${Object.keys(record).sort().map((k) => `${JSON.stringify(k)}:${canonical(record[k])}`).join(',')}}`;
   }
   return JSON.stringify(value);
+}
+
+/** The entries of a ZIP by name. */
+async function unzip(zip: Uint8Array): Promise<Map<string, Buffer>> {
+  const reader = new ZipReader(new Uint8ArrayReader(zip), { useWebWorkers: false });
+  const entries = new Map<string, Buffer>();
+  for (const entry of await reader.getEntries()) if (!entry.directory) entries.set(entry.filename, Buffer.from(await entry.getData(new Uint8ArrayWriter())));
+  await reader.close();
+  return entries;
 }
 
 async function raw(method: string, path: string, text?: string) {
@@ -38,7 +48,18 @@ describe('client JSON comes back exactly as sent, key for key', () => {
     expect(created.status).toBe(202);
     const sent = JSON.parse(body);
 
-    for (const answer of [created.json, (await raw('GET', `/projects/${created.json.id}`)).json, (await raw('GET', `/project/${created.json.id}`)).json]) {
+    const id = created.json.id;
+    const answers = [
+      created.json,
+      (await raw('GET', `/projects/${id}`)).json,
+      (await raw('GET', `/project/${id}`)).json,
+      // Every other answer that carries the project: the writes, and the archive's project.json.
+      (await raw('POST', `/projects/${id}/generate`)).json,
+      (await raw('POST', `/projects/${id}/scenes/7/regenerate`)).json,
+      (await raw('PATCH', `/projects/${id}/scenes/7`, '{}')).json,
+      JSON.parse((await unzip(new Uint8Array(await (await t.app.request(`/projects/${id}/archive`)).arrayBuffer()))).get('project.json')!.toString()),
+    ];
+    for (const answer of answers) {
       expect(canonical(answer.metadata)).toBe(canonical(awkward));
       const scenes = answer.generatedOutput.scenes.map(({ imageUrls, images, index, staleImages, ...fields }: any) => fields);
       // index is added to every scene: the first was sent without one.
