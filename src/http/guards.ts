@@ -51,7 +51,8 @@ export function requestGuards(o: RequestGuardOptions): MiddlewareHandler<AppEnv>
       throw new AppError('FORBIDDEN', `cross-site request refused${origin ? ` from ${origin}` : ''}; list trusted origins in CORS_ORIGINS`);
     }
     // Read once (bounded by bodyLimit, cached for the route): a header can claim no body and send one.
-    if ((await c.req.text()).length > 0 && !JSON_TYPE.test(c.req.header('content-type') ?? '')) {
+    // Read as bytes: once read as text, invalid UTF-8 would reach jsonBody as U+FFFD, unseen.
+    if ((await c.req.arrayBuffer()).byteLength > 0 && !JSON_TYPE.test(c.req.header('content-type') ?? '')) {
       const type = c.req.header('content-type');
       throw new AppError('UNSUPPORTED_MEDIA_TYPE', `content-type must be application/json, got ${type ? `"${type}"` : 'none'}`);
     }

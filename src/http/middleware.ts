@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import type { MiddlewareHandler } from 'hono';
 import { AppError } from '../errors.ts';
@@ -29,15 +30,16 @@ export function requestContext(log: Logger): MiddlewareHandler<AppEnv> {
 const JSON_TYPE = /^application\/([\w.-]+\+)?json(\s*;.*)?$/i;
 
 /**
- * Guards a JSON body before validation: a body that is not JSON is a 415, JSON that does
- * not parse, or that could not be stored and echoed exactly (see parseClientJson), is a 400,
- * a required body that is missing is a 400, never an empty object. The parsed body, exactly
- * as sent, is `c.get('body')`: what is stored verbatim is taken from it, never from the
- * validator's output (which drops keys such as "__proto__" from open objects).
+ * Guards a JSON body before validation: a body that is not JSON is a 415; bytes that are not
+ * UTF-8, JSON that does not parse, or that could not be stored and echoed exactly (see
+ * parseClientJson) are a 400; a required body that is missing is a 400, never an empty object.
+ * The parsed body, exactly as sent, is `c.get('body')`: what is stored verbatim is taken from
+ * it, never from the validator's output (which drops keys such as "__proto__" from open objects).
  */
 export function jsonBody(options: { required: boolean }): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const text = await c.req.text();
+    const bytes = new Uint8Array(await c.req.arrayBuffer());
+    const text = new TextDecoder().decode(bytes);
     if (text.trim() === '') {
       if (options.required) throw new AppError('VALIDATION_FAILED', 'a JSON request body is required');
       return next();
@@ -46,6 +48,9 @@ export function jsonBody(options: { required: boolean }): MiddlewareHandler<AppE
     if (!JSON_TYPE.test(type)) {
       throw new AppError('UNSUPPORTED_MEDIA_TYPE', `content-type must be application/json, got ${type ? `"${type}"` : 'none'}`);
     }
+    // Decoding replaces invalid bytes (a lone surrogate sent as bytes, ED A0 80) with U+FFFD:
+    // refused, as an escaped lone surrogate is, never stored changed.
+    if (!isUtf8(bytes)) throw new AppError('VALIDATION_FAILED', 'the request body is not valid UTF-8');
     c.set('body', parseClientJson(text));
     await next();
   };

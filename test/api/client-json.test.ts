@@ -132,6 +132,23 @@ describe('input PostgreSQL or JSON cannot keep is a 400 naming where it is, neve
     expect((await raw('GET', `/projects/${created.json.id}`)).json.generatedOutput.scenes[0].prompt).toBe('p');
   });
 
+  it('bytes that are not UTF-8 (a lone surrogate sent as bytes, a stray byte): a 400, never stored as U+FFFD', async () => {
+    const before = await t.db.sql`SELECT count(*)::int AS n FROM content_creation_requests`;
+    for (const bad of [[0xed, 0xa0, 0x80], [0xff], [0xc3]]) {
+      const body = Buffer.concat([Buffer.from('{"title":"'), Buffer.from(bad), Buffer.from('","scenes":[{"prompt":"p"}]}')]);
+      const res = await t.app.request('/projects', { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+      const json = await res.json();
+      expect(res.status, JSON.stringify(bad)).toBe(400);
+      expect(json.error).toMatchObject({ code: 'VALIDATION_FAILED', message: 'the request body is not valid UTF-8' });
+    }
+    expect(await t.db.sql`SELECT count(*)::int AS n FROM content_creation_requests`).toEqual(before);
+    // A BOM and every plane are UTF-8: accepted.
+    const ok = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"title":"é 🎬 \u{10FFFF}","scenes":[{"prompt":"p"}]}')]);
+    const res = await t.app.request('/projects', { method: 'POST', body: ok, headers: { 'content-type': 'application/json' } });
+    expect(res.status).toBe(202);
+    expect((await res.json()).title).toBe('é 🎬 \u{10FFFF}');
+  });
+
   it('a tampered cursor with an impossible timestamp, on both lists', async () => {
     // Year 0 has the right shape and Date takes it, but PostgreSQL has no year 0.
     for (const ts of ['2026-02-30 10:00:00+00', '2026-13-01 10:00:00+00', '2026-01-01 25:61:00+00', '0000-01-01 00:00:00+00']) {
