@@ -108,6 +108,8 @@ describe('input PostgreSQL or JSON cannot keep is a 400 naming where it is, neve
     ['a number that is Infinity as a double', '{"metadata":{"big":1e400},"scenes":[{"prompt":"p"}]}', 'metadata.big'],
     ['a number with more digits than a double keeps', '{"scenes":[{"prompt":"p","id":12345678901234567890}]}', 'scenes.0.id'],
     ['a scene index past 2^31-1', '{"scenes":[{"prompt":"p","index":2147483648}]}', 'scenes.0.index'],
+    // Deep enough for the limit, not for any stack: what refuses it is the limit itself.
+    ['metadata nested 100 deep', `{"metadata":{"a":${'['.repeat(100)}${']'.repeat(100)}},"scenes":[{"prompt":"p"}]}`, ''],
     ['metadata nested 5,000 deep', `{"metadata":{"a":${'['.repeat(5000)}${']'.repeat(5000)}},"scenes":[{"prompt":"p"}]}`, ''],
     ['a scene field nested 100,000 deep', `{"scenes":[{"prompt":"p","x":${'{"a":'.repeat(100_000)}1${'}'.repeat(100_000)}}]}`, ''],
   ];
@@ -147,6 +149,40 @@ describe('input PostgreSQL or JSON cannot keep is a 400 naming where it is, neve
     const res = await t.app.request('/projects', { method: 'POST', body: ok, headers: { 'content-type': 'application/json' } });
     expect(res.status).toBe(202);
     expect((await res.json()).title).toBe('é 🎬 \u{10FFFF}');
+  });
+
+  it('every other route that takes a body refuses the same input, never a 500', async () => {
+    const created = await raw('POST', '/projects', '{"scenes":[{"prompt":"p","shot":{"lens":35}}]}');
+    const id = created.json.id;
+    const imageId = created.json.generatedOutput.scenes[0].images[0].id;
+    const deep = (n: number) => `${'['.repeat(n)}${']'.repeat(n)}`;
+    const values: [string, string][] = [
+      ['NUL', '"a\\u0000b"'],
+      ['a lone surrogate', '"\\udfff"'],
+      ['1e400', '1e400'],
+      ['nested 100 deep', deep(100)],
+      ['nested 5,000 deep', deep(5000)],
+    ];
+    const bodies = (v: string): [string, string, string][] => [
+      ['PATCH', `/projects/${id}/scenes/1`, `{"shot":{"notes":${v}}}`],
+      ['PATCH', `/projects/${id}/scenes/1`, `{"prompt":${v}}`],
+      ['POST', `/projects/${id}/scenes/1/regenerate`, `{"prompt":${v}}`],
+      ['PATCH', `/images/${imageId}`, `{"favorite":${v}}`],
+      ['POST', '/projects', `{"scenes":[{"prompt":"p"}],"webhook":{"url":${v}}}`],
+      ['POST', '/projects', `{"scenes":[{"prompt":"p"}],"providers":[${v}]}`],
+    ];
+    const keys: [string, string, string][] = [
+      ['PATCH', `/projects/${id}/scenes/1`, '{"k\\u0000":1}'],
+      ['PATCH', `/projects/${id}/scenes/1`, '{"shot":{"\\ud800":1}}'],
+    ];
+    for (const [method, path, body] of [...values.flatMap(([, v]) => bodies(v)), ...keys]) {
+      const res = await raw(method, path, body);
+      expect(res.status, `${method} ${path} ${body.slice(0, 80)}`).toBe(400);
+      expect(res.json.error.code).toBe('VALIDATION_FAILED');
+    }
+    const scene = (await raw('GET', `/projects/${id}`)).json.generatedOutput.scenes[0];
+    expect(scene).toMatchObject({ prompt: 'p', shot: { lens: 35 } });
+    expect(scene).not.toHaveProperty('k\u0000');
   });
 
   it('a tampered cursor with an impossible timestamp, on both lists', async () => {
