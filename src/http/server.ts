@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { maxHeaderSize, STATUS_CODES, type Server, type ServerOptions, type ServerResponse } from 'node:http';
+import { createServer, maxHeaderSize, STATUS_CODES, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { createAdaptorServer } from '@hono/node-server';
+import { getRequestListener, RequestError } from '@hono/node-server';
 import type { ErrorCode } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { statusOf } from './errors.ts';
@@ -23,14 +23,16 @@ export interface StartServerOptions {
 }
 
 /**
- * Serves `app` with @hono/node-server and resolves once it listens. Requests that Node's HTTP
- * parser refuses before the app sees them (headers too large, a malformed request line, two
- * Content-Lengths, a request that never completes) are answered here with the contract's error
- * body, as the app answers everything else.
+ * Serves `app` with @hono/node-server and resolves once it listens. Requests refused before the
+ * app sees them are answered here with the contract's error body, as the app answers everything
+ * else: what Node's HTTP parser refuses (headers too large, a malformed request line, two
+ * Content-Lengths, a request that never completes), and what the adaptor cannot make a web
+ * Request of (a Host header that names no host, a backslash in the path).
  */
 export function startServer(app: { fetch: (request: Request) => Response | Promise<Response> }, options: StartServerOptions): Promise<Server> {
-  // No createServer option: the adaptor builds a node:http server.
-  const server = createAdaptorServer({ fetch: app.fetch, hostname: options.hostname, serverOptions: options.http ?? {} }) as Server;
+  // The adaptor's listener on a node:http server: createAdaptorServer takes no error handler.
+  const listener = getRequestListener(app.fetch, { hostname: options.hostname, errorHandler: (err) => adaptorErrorAnswer(err, options.log) });
+  const server = createServer(options.http ?? {}, listener);
   const headerLimit = options.http?.maxHeaderSize ?? maxHeaderSize;
   server.on('clientError', (err: Error, socket: Duplex) => answerClientError(err, socket, headerLimit, options.log));
   return new Promise((resolve, reject) => {
@@ -46,6 +48,23 @@ export function startServer(app: { fetch: (request: Request) => Response | Promi
       server.off('error', onError);
       resolve(server);
     });
+  });
+}
+
+/**
+ * The adaptor's errors: a RequestError is a request it could not build (the client's fault);
+ * anything else escaped the app's own error handling, which answers every error it sees.
+ */
+function adaptorErrorAnswer(err: unknown, log: Logger | undefined): Response {
+  const requestId = randomUUID();
+  const refused = err instanceof RequestError;
+  const code: ErrorCode = refused ? 'VALIDATION_FAILED' : 'INTERNAL';
+  const message = refused ? `malformed HTTP request: ${err.message}` : 'internal error';
+  if (refused) log?.info({ requestId, status: 400, reason: err.message }, 'refused by the HTTP adaptor');
+  else log?.error({ requestId, err }, 'error outside the app');
+  return new Response(JSON.stringify({ error: { code, message, requestId, details: [] } }), {
+    status: statusOf(code),
+    headers: { 'content-type': 'application/json; charset=UTF-8', 'x-request-id': requestId },
   });
 }
 

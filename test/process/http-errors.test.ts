@@ -89,6 +89,17 @@ describe("requests Node's HTTP parser refuses get the contract's error body", ()
     expect(error.message).toBe('malformed HTTP request: Duplicate Content-Length');
   });
 
+  it('a Host header that names no host, a backslash in the path: 400 VALIDATION_FAILED from the adaptor', async () => {
+    for (const [request, reason] of [
+      ['GET /ok HTTP/1.1\r\nHost: evil.example@localhost\r\nConnection: close\r\n\r\n', 'Invalid host header'],
+      ['GET /ok HTTP/1.1\r\nHost: [::ffff:127.0.0.1]\r\nConnection: close\r\n\r\n', 'Invalid host header'],
+      ['GET /a\\b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 'Backslash in request path'],
+    ]) {
+      const error = expectContractError(await raw(request!), '400 Bad Request', 'VALIDATION_FAILED');
+      expect(error.message).toBe(`malformed HTTP request: ${reason}`);
+    }
+  });
+
   it('a request that never completes: 408 REQUEST_TIMEOUT', async () => {
     const answer = await raw('GET /ok HTTP/1.1\r\nHost: x\r\nX-Slow: ', { keepOpen: true });
     const error = expectContractError(answer, '408 Request Timeout', 'REQUEST_TIMEOUT');
