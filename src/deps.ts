@@ -17,7 +17,6 @@ import type { ImageProvider } from './providers/provider.ts';
 import { createProviders } from './providers/registry.ts';
 import { createLocalStore, type LocalObjectStore } from './storage/local.ts';
 import type { ObjectStore } from './storage/store.ts';
-import { createSupabaseStore } from './storage/supabase.ts';
 
 /** The owner of every project in single-user mode (no authentication configured). */
 export const LOCAL_OWNER_ID = '00000000-0000-4000-8000-000000000001';
@@ -88,6 +87,8 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
       log.warn({ poolSize, maxConnections: row.maxConnections }, 'DATABASE_POOL_SIZE exceeds what the server accepts; lower it');
     }
     if (config.STORAGE === 'supabase') {
+      // Loaded only when used, like the vendors' SDKs (see createProviders).
+      const { createSupabaseStore } = await import('./storage/supabase.ts');
       store = createSupabaseStore({
         // The Storage API's own URL when given; else the project's (SUPABASE_URL may be there for AUTH=jwt alone).
         ...(config.SUPABASE_STORAGE_URL ? { storageUrl: config.SUPABASE_STORAGE_URL } : { url: config.SUPABASE_URL }),
@@ -112,7 +113,7 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
     await db.close();
     throw err;
   }
-  const providers = overrides.providers ?? createProviders(config);
+  const providers = overrides.providers ?? (await createProviders(config));
   const metrics = createMetrics(db.sql);
   let priceOf: PriceOf;
   try {
