@@ -61,7 +61,16 @@ describe('GET /metrics', () => {
     expect(created.status).toBe(202);
     const done = await t.waitForProject(created.body.id);
     expect(done.progress).toMatchObject({ succeeded: 4, failed: 2 });
-    const { values } = await scrape();
+    // The runner counts an image when its commit has returned, a moment after the database
+    // shows it (the run can look done in between): scrape until all six are counted.
+    const finished = (v: Map<string, number>) =>
+      (v.get('sceneworks_images_finished_total{provider="local",outcome="succeeded"}') ?? 0) +
+      (v.get('sceneworks_images_finished_total{provider="local",outcome="failed"}') ?? 0);
+    let { values } = await scrape();
+    for (const until = Date.now() + 10_000; finished(values) < 6 && Date.now() < until; ) {
+      await new Promise((r) => setTimeout(r, 20));
+      ({ values } = await scrape());
+    }
 
     const db = await t.db.sql<{ status: string; n: number }[]>`SELECT status, count(*)::int AS n FROM generated_images GROUP BY status`;
     const inDb = Object.fromEntries(db.map((r) => [r.status, r.n]));
