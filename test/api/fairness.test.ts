@@ -40,7 +40,11 @@ it('two projects queued together interleave', async () => {
   await t.waitForProject(b.body.id, 60_000);
 });
 
-it('fair across owners: with one owner holding a 10,000-slot backlog in 20 projects, another owner’s first image starts in the first claim wave', async () => {
+/**
+ * An app whose runner is not started yet, with a provider that records the order of its calls.
+ * GENERATION_CONCURRENCY 4: a claim wave is 2 x 4 = 8 slots.
+ */
+async function recordingApp(maxPendingSlotsPerOwner: number) {
   const calls: string[] = [];
   const local = createLocalProvider({ delayMs: 5 });
   const recording: ImageProvider = {
@@ -51,10 +55,17 @@ it('fair across owners: with one owner holding a 10,000-slot backlog in 20 proje
       return local.generate(request);
     },
   };
-  // GENERATION_CONCURRENCY 4: a claim wave is 2 x 4 = 8 slots.
-  const u = await startTestApp({ GENERATION_CONCURRENCY: '4', MAX_PENDING_SLOTS_PER_OWNER: '20000' }, { providers: new Map([['local', recording]]), runner: false });
+  const u = await startTestApp(
+    { GENERATION_CONCURRENCY: '4', MAX_PENDING_SLOTS_PER_OWNER: String(maxPendingSlotsPerOwner) },
+    { providers: new Map([['local', recording]]), runner: false },
+  );
+  const ctx = { sql: u.deps.db.sql, store: u.deps.store, log: u.deps.log, wake: () => {}, maxPendingSlotsPerOwner };
+  return { calls, u, ctx };
+}
+
+it('fair across owners: with one owner holding a 10,000-slot backlog in 20 projects, another owner’s first image starts in the first claim wave', async () => {
+  const { calls, u, ctx } = await recordingApp(20_000);
   try {
-    const ctx = { sql: u.deps.db.sql, store: u.deps.store, log: u.deps.log, wake: () => {}, maxPendingSlotsPerOwner: 20_000 };
     const a = { ownerId: randomUUID(), unowned: false };
     const b = { ownerId: randomUUID(), unowned: false };
     for (let p = 0; p < 20; p++) {
@@ -71,20 +82,8 @@ it('fair across owners: with one owner holding a 10,000-slot backlog in 20 proje
 });
 
 it('fair across owners whatever made the backlog: 50 regenerates of one project do not crowd out another owner’s first image', async () => {
-  const calls: string[] = [];
-  const local = createLocalProvider({ delayMs: 5 });
-  const recording: ImageProvider = {
-    name: 'local',
-    defaultModel: null,
-    generate: (request) => {
-      calls.push(request.prompt);
-      return local.generate(request);
-    },
-  };
-  // GENERATION_CONCURRENCY 4: a claim wave is 2 x 4 = 8 slots.
-  const u = await startTestApp({ GENERATION_CONCURRENCY: '4' }, { providers: new Map([['local', recording]]), runner: false });
+  const { calls, u, ctx } = await recordingApp(10_000);
   try {
-    const ctx = { sql: u.deps.db.sql, store: u.deps.store, log: u.deps.log, wake: () => {}, maxPendingSlotsPerOwner: 10_000 };
     const a = { ownerId: randomUUID(), unowned: false };
     const b = { ownerId: randomUUID(), unowned: false };
     const scenes = Array.from({ length: 50 }, (_, i) => ({ prompt: `a scene ${i}` }));
