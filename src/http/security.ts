@@ -48,7 +48,7 @@ const PAGE = {
  * answer on its own). The policy follows what the answer is, known once the handler has run:
  * - an HTML page gets the page CSP above;
  * - anything else gets `default-src 'none'; frame-ancestors 'none'`;
- * - files under /files/ are `Cross-Origin-Resource-Policy: cross-origin`, so web apps of other
+ * - files under /files/ (but for an error page there) are `Cross-Origin-Resource-Policy: cross-origin`, so web apps of other
  *   origins can show the images (also a 304 revalidation, whose headers replace the cached
  *   ones); every other answer is `same-origin`. CORP does not apply to CORS requests, so it
  *   does not get in the way of CORS_ORIGINS clients.
@@ -60,9 +60,12 @@ export function securityHeaders(imageOrigins: readonly string[] = []): Middlewar
   const nothingMore = async () => {};
   return async (c, next) => {
     await next();
-    const setHeaders = c.req.path.startsWith(EMBEDDABLE_PREFIX)
+    const html = HTML.test(c.res.headers.get('content-type') ?? '');
+    // Under /files/ only our own error pages are HTML (the local store serves image types only,
+    // with 200 or 304): they get the page policy, or their stylesheet would be refused.
+    const setHeaders = c.req.path.startsWith(EMBEDDABLE_PREFIX) && !(html && c.res.status >= 400)
       ? forFiles
-      : HTML.test(c.res.headers.get('content-type') ?? '')
+      : html
         ? forPages
         : forData;
     // secureHeaders sets its headers after its `next`: here the answer is already made.
