@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import { createProject, regenerateScene } from '../../src/projects/projects.ts';
+import type { Scope } from '../../src/db/scope.ts';
+import { createProject, regenerateScene, type ProjectsContext } from '../../src/projects/projects.ts';
 import { createLocalProvider } from '../../src/providers/local.ts';
 import type { ImageProvider } from '../../src/providers/provider.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
@@ -41,10 +42,14 @@ it('two projects queued together interleave', async () => {
 });
 
 /**
- * An app whose runner is not started yet, with a provider that records the order of its calls.
- * GENERATION_CONCURRENCY 4: a claim wave is 2 x 4 = 8 slots.
+ * Owner A's backlog is made (by `makeBacklog`, runner stopped), then owner B queues one image and
+ * the runner starts: the position of B's image among the provider calls. GENERATION_CONCURRENCY
+ * 4: a claim wave is 2 x 4 = 8 slots.
  */
-async function recordingApp(maxPendingSlotsPerOwner: number) {
+async function otherOwnersTurn(
+  maxPendingSlotsPerOwner: number,
+  makeBacklog: (ctx: ProjectsContext, a: Scope, u: TestApp) => Promise<void>,
+): Promise<number> {
   const calls: string[] = [];
   const local = createLocalProvider({ delayMs: 5 });
   const recording: ImageProvider = {
@@ -59,43 +64,36 @@ async function recordingApp(maxPendingSlotsPerOwner: number) {
     { GENERATION_CONCURRENCY: '4', MAX_PENDING_SLOTS_PER_OWNER: String(maxPendingSlotsPerOwner) },
     { providers: new Map([['local', recording]]), runner: false },
   );
-  const ctx = { sql: u.deps.db.sql, store: u.deps.store, log: u.deps.log, wake: () => {}, maxPendingSlotsPerOwner };
-  return { calls, u, ctx };
+  try {
+    const ctx = { sql: u.deps.db.sql, store: u.deps.store, log: u.deps.log, wake: () => {}, maxPendingSlotsPerOwner };
+    await makeBacklog(ctx, { ownerId: randomUUID(), unowned: false }, u);
+    const b = { ownerId: randomUUID(), unowned: false };
+    await createProject(ctx, b, { scenes: [{ prompt: 'b first' }], imagesPerScene: 1, aspectRatio: '1:1', provider: 'local' }, undefined);
+    u.deps.runner.start();
+    await until(() => calls.includes('b first'), "the other owner's image", 60_000);
+    return calls.indexOf('b first');
+  } finally {
+    await u.close();
+  }
 }
 
 it('fair across owners: with one owner holding a 10,000-slot backlog in 20 projects, another owner’s first image starts in the first claim wave', async () => {
-  const { calls, u, ctx } = await recordingApp(20_000);
-  try {
-    const a = { ownerId: randomUUID(), unowned: false };
-    const b = { ownerId: randomUUID(), unowned: false };
+  const turn = await otherOwnersTurn(20_000, async (ctx, a) => {
     for (let p = 0; p < 20; p++) {
       const scenes = Array.from({ length: 125 }, (_, i) => ({ prompt: `a${p} scene ${i}` }));
       await createProject(ctx, a, { scenes, imagesPerScene: 4, aspectRatio: '1:1', provider: 'local' }, undefined);
     }
-    await createProject(ctx, b, { scenes: [{ prompt: 'b first' }], imagesPerScene: 1, aspectRatio: '1:1', provider: 'local' }, undefined);
-    u.deps.runner.start();
-    await until(() => calls.includes('b first'), "the other owner's image", 60_000);
-    expect(calls.indexOf('b first')).toBeLessThan(8);
-  } finally {
-    await u.close();
-  }
+  });
+  expect(turn).toBeLessThan(8);
 });
 
 it('fair across owners whatever made the backlog: 50 regenerates of one project do not crowd out another owner’s first image', async () => {
-  const { calls, u, ctx } = await recordingApp(10_000);
-  try {
-    const a = { ownerId: randomUUID(), unowned: false };
-    const b = { ownerId: randomUUID(), unowned: false };
+  const turn = await otherOwnersTurn(10_000, async (ctx, a, u) => {
     const scenes = Array.from({ length: 50 }, (_, i) => ({ prompt: `a scene ${i}` }));
     const { project } = await createProject(ctx, a, { scenes, imagesPerScene: 4, aspectRatio: '1:1', provider: 'local' }, undefined);
     await u.db.sql`UPDATE generated_images SET status = 'succeeded' WHERE content_creation_request_id = ${project.id}`;
     // One project, its 50 scenes regenerated one by one: 200 slots queued by 50 requests.
     for (let scene = 1; scene <= 50; scene++) await regenerateScene(ctx, a, project.id, scene, {});
-    await createProject(ctx, b, { scenes: [{ prompt: 'b first' }], imagesPerScene: 1, aspectRatio: '1:1', provider: 'local' }, undefined);
-    u.deps.runner.start();
-    await until(() => calls.includes('b first'), "the other owner's image", 60_000);
-    expect(calls.indexOf('b first')).toBeLessThan(8);
-  } finally {
-    await u.close();
-  }
+  });
+  expect(turn).toBeLessThan(8);
 });
